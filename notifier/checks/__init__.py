@@ -1,0 +1,5 @@
+"""Built-in checks, each registered through the same hooks a third party uses."""
+
+from __future__ import annotations
+
+BUILTIN_CHECK_MODULES: tuple[str, ...] = ()

@@ -1,0 +1,86 @@
+"""The ``notifier`` command: argument parsing, output and exit statuses.
+
+This package is the only place that prints and the only place that turns an
+exception into text and an exit status. Each subcommand lives in a module of
+its own that provides ``register(subparsers)``; the parser it adds sets
+``handler``, a function of the parsed arguments returning the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from notifier import __version__
+from notifier.errors import EX_SOFTWARE, EX_USAGE, NotifierError
+
+COMMAND_MODULES: tuple[str, ...] = ("notifier.cli.config_cmd",)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors exit 64 (EX_USAGE), not 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EX_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser with every subcommand registered."""
+    parser = _Parser(
+        prog="notifier",
+        description="Watch this server and email a person when something is wrong.",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    subparsers = parser.add_subparsers(
+        title="commands", metavar="COMMAND", parser_class=_Parser
+    )
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` the ``-c/--config`` option every command takes."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $NOTIFIER_CONFIG or "
+        "/etc/notifier/notifier.toml)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EX_USAGE
+
+    try:
+        status: int = handler(args)
+    except NotifierError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"notifier: {line}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        # A bug of ours: one line by default, the traceback on request.
+        if os.environ.get("NOTIFIER_DEBUG"):
+            logging.getLogger(__name__).exception("internal error")
+        print(
+            f"notifier: internal error: {type(exc).__name__}: {exc} "
+            "(set NOTIFIER_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EX_SOFTWARE
+    return status

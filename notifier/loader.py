@@ -1,0 +1,53 @@
+"""Loading a configuration together with the plugins it names.
+
+``[notifier] plugin_dirs`` decides which plugins exist, and the plugins decide
+which ``[[check]]`` types are valid, so loading is two steps; this module is
+the one place that does both in order.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from notifier.config import (
+    DEFAULT_CONFIG_PATH,
+    Config,
+    build_config,
+    parse_notifier_table,
+    read_toml,
+)
+from notifier.plugins import Registry, build_registry
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A validated configuration and the registry it was validated against."""
+
+    config: Config
+    registry: Registry
+
+
+def config_path(explicit: str | None) -> Path:
+    """Return the configuration path: ``-c``, else ``$NOTIFIER_CONFIG``, else
+    the system default."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get("NOTIFIER_CONFIG")
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG_PATH
+
+
+def load(path: Path) -> Loaded:
+    """Read ``path``, build the plugins it names, and validate it.
+
+    :raises ConfigError: with every problem in the file.
+    :raises PluginError: when plugins conflict.
+    """
+    raw = read_toml(path)
+    notifier_settings = parse_notifier_table(raw, path)
+    registry = build_registry(notifier_settings.plugin_dirs)
+    config = build_config(raw, path, registry.check_type_map())
+    return Loaded(config, registry)

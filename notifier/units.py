@@ -1,0 +1,121 @@
+"""Durations and sizes written the way people write them: ``90s``, ``512KiB``.
+
+Parsing and printing live together so that whatever the tool prints can be
+pasted back into the configuration.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+_DURATION_UNITS: Final[dict[str, float]] = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+}
+_SIZE_UNITS: Final[dict[str, int]] = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_SIZE_TEXT: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float:
+    """Return the number of seconds in ``text``.
+
+    Accepts one or more number-unit pairs (``500ms``, ``30s``, ``1h30m``) and
+    the bare ``"0"``, which means "never" or "off" wherever a duration can be
+    turned off.
+
+    :raises ValueError: when the text is not a duration; the message says how
+        one is written.
+    """
+    stripped = text.strip()
+    if stripped == "0":
+        return 0.0
+
+    total = 0.0
+    position = 0
+    for match in _DURATION_PART.finditer(stripped):
+        if match.start() != position and stripped[position : match.start()].strip():
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+        position = match.end()
+    if position == 0 or stripped[position:].strip():
+        msg = f"{text!r} is not a duration; write it like '500ms', '30s', '5m', '4h'"
+        raise ValueError(msg)
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """Return ``seconds`` the way a person writes it (``90s`` -> ``1m30s``)."""
+    if seconds == 0:
+        return "0"
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+
+    parts: list[str] = []
+    remaining = round(seconds, 3)
+    for unit in ("d", "h", "m"):
+        size = _DURATION_UNITS[unit]
+        count = int(remaining // size)
+        if count:
+            parts.append(f"{count}{unit}")
+            remaining -= count * size
+    remaining = round(remaining, 3)
+    if remaining:
+        text = f"{remaining:g}" if remaining != int(remaining) else str(int(remaining))
+        parts.append(f"{text}s")
+    return "".join(parts)
+
+
+def parse_size(text: str | int) -> int:
+    """Return the number of bytes in ``text`` (``512KiB``, ``10MB``, ``4096``).
+
+    :raises ValueError: when the text is not a size; the message says how one
+        is written.
+    """
+    if isinstance(text, int):
+        if text < 0:
+            msg = f"{text} is not a size; sizes are not negative"
+            raise ValueError(msg)
+        return text
+    match = _SIZE_TEXT.fullmatch(text)
+    if match is None:
+        msg = f"{text!r} is not a size; write it like '512KiB', '10MB', '1GiB'"
+        raise ValueError(msg)
+    unit = (match.group(2) or "").lower()
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+def format_size(size: int) -> str:
+    """Return ``size`` bytes the way a person writes it.
+
+    Exact multiples print without a fraction (``524288`` -> ``512KiB``,
+    ``10000000`` -> ``10MB``) so they parse back to the same number; others get
+    one decimal in binary units (``8.2GiB``), which is for reading only.
+    """
+    units = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
+    for unit, factor in units:
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    for unit, factor in (("TB", 1000**4), ("GB", 1000**3), ("MB", 1000**2)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    for unit, factor in units:
+        if size >= factor:
+            return f"{size / factor:.1f}{unit}"
+    return f"{size}B"
