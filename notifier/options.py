@@ -36,6 +36,7 @@ Kind = Literal[
     "clock",
     "runs_or_duration",
     "n_of_m",
+    "str_map",
 ]
 
 _KIND_WORDS: dict[str, str] = {
@@ -54,6 +55,7 @@ _KIND_WORDS: dict[str, str] = {
     "clock": "a time of day such as '08:00'",
     "runs_or_duration": "a number of runs such as 3, or a duration such as '5m'",
     "n_of_m": "a string such as '3 of 5'",
+    "str_map": "a table of strings such as { LANG = \"C\" }",
 }
 _CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 _N_OF_M = re.compile(r"\s*(\d+)\s+of\s+(\d+)\s*")
@@ -200,6 +202,12 @@ def _parse(option: Option, value: object) -> Any:
         return RunsOrDuration(runs=1, seconds=_parse_duration(option, value))
     if kind == "n_of_m":
         return _parse_n_of_m(option, value)
+    if kind == "str_map":
+        if isinstance(value, dict) and all(
+            isinstance(item, str) for item in value.values()
+        ):
+            return dict(value)
+        raise _wrong(option, value)
     msg = f"unknown option kind {kind!r}"
     raise AssertionError(msg)
 
@@ -405,4 +413,6 @@ def present(option: Option, value: Any) -> Any:
         return value.runs if not value.seconds else format_duration(value.seconds)
     if option.kind == "n_of_m":
         return f"{value[0]} of {value[1]}"
+    if option.kind == "str_map":
+        return dict(value)
     return value
