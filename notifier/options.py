@@ -55,7 +55,7 @@ _KIND_WORDS: dict[str, str] = {
     "clock": "a time of day such as '08:00'",
     "runs_or_duration": "a number of runs such as 3, or a duration such as '5m'",
     "n_of_m": "a string such as '3 of 5'",
-    "str_map": "a table of strings such as { LANG = \"C\" }",
+    "str_map": 'a table of strings such as { LANG = "C" }',
 }
 _CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 _N_OF_M = re.compile(r"\s*(\d+)\s+of\s+(\d+)\s*")
