@@ -6,6 +6,7 @@ CLI turns these into text and an exit code; everything below it raises.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ EX_SOFTWARE: Final = 70
 EX_TEMPFAIL: Final = 75
 EX_NOPERM: Final = 77
 EX_CONFIG: Final = 78
+
+_PLAIN_NAME: Final = re.compile(r"[\w.@-]+")
 
 
 class NotifierError(Exception):
@@ -76,15 +79,25 @@ class ConfigProblem:
         where = str(self.path) if self.path is not None else "<config>"
         place = self.location
         if place and not place.startswith("["):
-            place = f"[{place}]"
+            place = f"[{_printable(place)}]"
         if self.key is not None:
-            place = f"{place} {self.key}" if place else self.key
+            key = _printable(self.key)
+            place = f"{place} {key}" if place else key
         if place:
             where = f"{where}: {place}"
         text = f"{where}: {self.message}"
         if self.hint:
             text = f"{text} ({self.hint})"
         return text
+
+
+def _printable(name: str) -> str:
+    """Return a key as written, or quoted when it holds odd characters.
+
+    A TOML key may contain anything, even a newline; quoting keeps every
+    problem on one line.
+    """
+    return name if _PLAIN_NAME.fullmatch(name) else repr(name)
 
 
 class ConfigError(NotifierError):

@@ -1,0 +1,93 @@
+"""Durations and sizes parse the way people write them and print back the same."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from notifier.units import format_duration, format_size, parse_duration, parse_size
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("30s", 30),
+        ("5m", 300),
+        ("4h", 14400),
+        ("1d", 86400),
+        ("1h30m", 5400),
+        ("1h 30m", 5400),
+        ("2w", 1209600),
+        ("0", 0),
+        (" 90s ", 90),
+        ("1.5h", 5400),
+    ],
+)
+def test_parse_duration_accepts_human_spellings(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "30", "5 minutes", "s", "1h-5m", "-5m", "5x"])
+def test_parse_duration_rejects_with_an_example_of_the_right_form(text):
+    with pytest.raises(ValueError, match="write it like '500ms', '30s'"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0"),
+        (0.5, "500ms"),
+        (30, "30s"),
+        (90, "1m30s"),
+        (14400, "4h"),
+        (86400, "1d"),
+    ],
+)
+def test_format_duration_prints_the_way_people_write(seconds, text):
+    assert format_duration(seconds) == text
+
+
+@given(st.integers(min_value=0, max_value=10 * 365 * 86400))
+def test_whole_second_durations_round_trip(seconds):
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("512KiB", 524288),
+        ("10MB", 10_000_000),
+        ("1GiB", 1024**3),
+        ("4096", 4096),
+        (4096, 4096),
+        ("1.5GiB", int(1.5 * 1024**3)),
+        ("12 kb", 12000),
+    ],
+)
+def test_parse_size_accepts_binary_and_decimal_units(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "KiB", "10 megabytes", "-1", -1, "1.2.3MB"])
+def test_parse_size_rejects_nonsense(text):
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size(text)
+
+
+@given(st.integers(min_value=0, max_value=2**50))
+def test_exact_sizes_round_trip_and_others_read_well(size):
+    text = format_size(size)
+    if "." in text:
+        assert abs(parse_size(text) - size) <= size * 0.05
+    else:
+        assert parse_size(text) == size
+
+
+def test_format_size_reads_like_a_person_writes():
+    assert format_size(524288) == "512KiB"
+    assert format_size(10_000_000) == "10MB"
+    assert format_size(8_804_682_957) == "8.2GiB"
+    assert format_size(12) == "12B"
