@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-BUILTIN_CHECK_MODULES: tuple[str, ...] = ()
+BUILTIN_CHECK_MODULES: tuple[str, ...] = ("notifier.checks.command",)
