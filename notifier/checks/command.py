@@ -44,6 +44,7 @@ STDERR_LIMIT: Final = 8 * 1024
 """Bytes of standard error kept."""
 MAX_SUMMARY: Final = 300
 MAX_EVIDENCE_LINES: Final = 200
+"""Lines of long output and standard error kept as evidence."""
 _LINGER: Final = 0.5
 _POLL: Final = 0.05
 
@@ -321,6 +322,9 @@ def result_of(finished: Finished, timeout: float) -> Result:
         *output.long_output,
         *(f"stderr: {line}" for line in errors if line.strip()),
     ]
+    if len(evidence) > MAX_EVIDENCE_LINES:
+        hidden = len(evidence) - MAX_EVIDENCE_LINES + 1
+        evidence[MAX_EVIDENCE_LINES - 1 :] = [f"({hidden} more lines not shown)"]
     if finished.truncated:
         evidence.append(f"(output cut at {format_size(STDOUT_LIMIT)})")
     metrics = metrics_of(output.perfdata)
@@ -350,7 +354,7 @@ def result_of(finished: Finished, timeout: float) -> Result:
         summary=_shorten(summary),
         metrics=metrics,
         value=value,
-        evidence=tuple(evidence[:MAX_EVIDENCE_LINES]),
+        evidence=tuple(evidence),
     )
 
 
