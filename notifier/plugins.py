@@ -1,29 +1,76 @@
-"""The plugin manager: where check types (and transports) come from.
+"""The plugin manager: where check types come from, and what failed to load.
 
-Built-in checks are registered first from a tuple of module names, then
-plugins installed under the ``notifier`` entry-point group, then drop-in
-``.py`` files from ``[notifier] plugin_dirs``. Everything is registered on the
-same manager and contributes through the same hooks.
+Every call of :func:`build_registry` makes a fresh :class:`pluggy.PluginManager`
+and registers, in this order:
+
+1. the built-in checks, the modules named in
+   :data:`notifier.checks.BUILTIN_CHECK_MODULES` (origin ``built-in``);
+2. plugins installed under the ``notifier`` entry-point group (origin
+   ``<distribution> <version>``);
+3. drop-in ``*.py`` files of each folder in ``[notifier] plugin_dirs``, in
+   sorted order (origin: the file's path). They are loaded under a private
+   module name; their folder is never put on ``sys.path``.
+
+A drop-in runs with the daemon's rights, so a folder or file writable by group
+or others, or owned by anyone but root and the daemon's user, is refused, and
+so is a symlink whose target is. A plugin that fails to import, implements a
+hook that does not exist, or whose hook raises or returns the wrong thing is
+logged at ERROR and listed in :attr:`Registry.failures`; the others still
+load. Two plugins providing the same check type name is a :class:`PluginError`
+naming both.
+
+Environment variables:
+
+``NOTIFIER_DISABLE_PLUGINS``
+    Comma-separated names of plugins not to load: a built-in's module name
+    (``notifier.checks.disk``), an entry point's name, or a drop-in's file
+    name without ``.py``. A disabled plugin is neither imported nor read, so
+    this also gets a broken plugin out of the way.
+``NOTIFIER_TRACE_PLUGINS``
+    ``1`` turns on pluggy's tracing: every hook call, its arguments and its
+    result are logged at DEBUG by this module's logger.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.metadata
+import importlib.util
 import logging
+import os
+import pwd
+import re
+import stat
+import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType, ModuleType
+from typing import Final, Literal
 
 import pluggy
 
-from notifier import hookspecs
-from notifier.checks import BUILTIN_CHECK_MODULES
+from notifier import checks, hookspecs
 from notifier.checks.base import CheckType
 from notifier.errors import PluginError
+from notifier.options import suggest
 
 log = logging.getLogger(__name__)
 
-BUILTIN_ORIGIN = "built-in"
+BUILTIN_ORIGIN: Final = "built-in"
+ENTRY_POINT_GROUP: Final = "notifier"
+DISABLE_ENV: Final = "NOTIFIER_DISABLE_PLUGINS"
+TRACE_ENV: Final = "NOTIFIER_TRACE_PLUGINS"
+DROPIN_MODULE_PREFIX: Final = "notifier_dropin_"
+CHECK_TYPES_HOOK: Final = "notifier_check_types"
+
+_TYPE_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_NOT_IDENTIFIER: Final = re.compile(r"\W")
+_TRUE_WORDS: Final = frozenset({"1", "true", "yes", "on"})
+
+Source = Literal["built-in", "entry point", "drop-in"]
 
 
 @dataclass(frozen=True)
@@ -38,42 +85,499 @@ class CheckTypeInfo:
 
 
 @dataclass(frozen=True)
+class PluginInfo:
+    """One plugin that loaded, for ``notifier plugins``.
+
+    :param name: the name it is registered under, which is also the name
+        ``$NOTIFIER_DISABLE_PLUGINS`` takes.
+    :param origin: ``built-in``, ``<distribution> <version>`` or a file path.
+    :param source: how it was found.
+    :param hooks: names of the hooks it implements, sorted.
+    """
+
+    name: str
+    origin: str
+    source: Source
+    hooks: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """Return how messages name this plugin: its origin, or the module of a
+        built-in."""
+        if self.source == "built-in":
+            return f"{BUILTIN_ORIGIN} {self.name}"
+        return self.origin
+
+
+@dataclass(frozen=True)
 class Registry:
-    """Everything the plugins contributed, plus what failed to load."""
+    """Everything the plugins contributed, plus what failed to load.
+
+    :param manager: the plugin manager, every loaded plugin registered on it.
+    :param check_types: the check types by name.
+    :param failures: one error per plugin (or folder) that could not be used.
+    :param plugins: the plugins that loaded, in registration order.
+    :param disabled: names skipped because ``$NOTIFIER_DISABLE_PLUGINS`` lists
+        them.
+    """
 
     manager: pluggy.PluginManager
     check_types: dict[str, CheckTypeInfo] = field(default_factory=dict)
     failures: tuple[PluginError, ...] = ()
+    plugins: tuple[PluginInfo, ...] = ()
+    disabled: tuple[str, ...] = ()
 
     def check_type_map(self) -> dict[str, CheckType]:
         """Return the check types by name, as the config layer wants them."""
         return {name: info.check_type for name, info in self.check_types.items()}
 
 
-def build_registry(plugin_dirs: Sequence[Path] = ()) -> Registry:
+@dataclass
+class _Loading:
+    """The state of one :func:`build_registry` call while plugins register."""
+
+    manager: pluggy.PluginManager
+    blocked: frozenset[str]
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    failures: list[PluginError] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+
+    def fail(self, origin: str, message: str) -> None:
+        failure = PluginError(origin, message)
+        log.error("%s; skipped, the other plugins still load", failure)
+        self.failures.append(failure)
+
+    def skip_blocked(self, name: str) -> bool:
+        if name in self.blocked:
+            log.info("plugin %r disabled by $%s; not loaded", name, DISABLE_ENV)
+            self.disabled.append(name)
+            return True
+        return False
+
+    def register(self, plugin: object, info: PluginInfo) -> None:
+        taken = self.plugins.get(info.name)
+        if taken is not None:
+            self.fail(
+                info.label,
+                f"the plugin name {info.name!r} is already taken by {taken.label}; "
+                "rename one of them",
+            )
+            return
+
+        try:
+            self.manager.register(plugin, name=info.name)
+        except pluggy.PluginValidationError as exc:
+            self.fail(info.label, _one_line(str(exc)))
+            return
+        except ValueError:
+            self.fail(info.label, "is the same object as a plugin already loaded")
+            return
+
+        unmarked = _unmarked_hooks(self.manager, plugin)
+        if unmarked:
+            self.manager.unregister(plugin)
+            self.fail(
+                info.label,
+                f"function {unmarked[0]} is not marked as a hook; decorate it with "
+                "@hookimpl (from notifier import hookimpl)",
+            )
+            return
+        self.plugins[info.name] = info
+        log.debug("plugin %r registered from %s", info.name, info.origin)
+
+    def drop(self, name: str) -> None:
+        self.manager.unregister(name=name)
+        del self.plugins[name]
+
+
+def build_registry(
+    plugin_dirs: Sequence[Path] = (),
+    *,
+    daemon_uid: int | None = None,
+    load_entry_points: bool = True,
+) -> Registry:
     """Build a fresh plugin manager and collect what every plugin provides.
 
-    A plugin that fails to load is reported in ``failures`` and the others
-    still load.
+    Cheap enough to call on every command: it imports the plugins and calls
+    their hooks once, nothing more. A plugin that fails to load is logged at
+    ERROR and reported in ``failures``; the others still load.
 
-    :raises PluginError: when two plugins claim the same check type name.
+    :param plugin_dirs: folders of drop-in ``*.py`` plugins.
+    :param daemon_uid: the user besides root allowed to own drop-in folders
+        and files; defaults to the effective user of this process.
+    :param load_entry_points: look for installed plugins in the ``notifier``
+        entry-point group.
+    :returns: the registry, with a manager no other call shares.
+    :raises PluginError: when two plugins provide the same check type name.
     """
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
-    origins: dict[object, str] = {}
-    for module_name in BUILTIN_CHECK_MODULES:
-        module = importlib.import_module(module_name)
-        manager.register(module, name=module_name)
-        origins[module] = BUILTIN_ORIGIN
-    manager.check_pending()
+    if tracing_requested():
+        manager.trace.root.setwriter(_write_trace)
+        manager.enable_tracing()
+    blocked = frozenset(_disabled_names())
+    for name in blocked:
+        manager.set_blocked(name)
+    loading = _Loading(manager, blocked)
 
-    check_types: dict[str, CheckTypeInfo] = {}
-    for impl in manager.hook.notifier_check_types.get_hookimpls():
-        origin = origins.get(impl.plugin, impl.plugin_name)
-        returned = impl.function()
-        if not isinstance(returned, list):
+    _register_builtins(loading)
+    if load_entry_points:
+        _register_entry_points(loading)
+    uid = os.geteuid() if daemon_uid is None else daemon_uid
+    for folder in plugin_dirs:
+        _register_dropins(loading, Path(folder), uid)
+    _reject_unknown_hooks(loading)
+    check_types = _collect_check_types(loading)
+
+    for name in sorted(blocked - set(loading.disabled)):
+        log.warning("$%s names %r, which is no plugin; ignored", DISABLE_ENV, name)
+    plugins = tuple(
+        PluginInfo(info.name, info.origin, info.source, _hooks_of(manager, info.name))
+        for info in loading.plugins.values()
+    )
+    return Registry(
+        manager,
+        check_types,
+        tuple(loading.failures),
+        plugins,
+        tuple(loading.disabled),
+    )
+
+
+def tracing_requested() -> bool:
+    """Return whether ``$NOTIFIER_TRACE_PLUGINS`` asks for hook call tracing."""
+    return os.environ.get(TRACE_ENV, "").strip().lower() in _TRUE_WORDS
+
+
+def _disabled_names() -> list[str]:
+    text = os.environ.get(DISABLE_ENV, "")
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _write_trace(text: str) -> None:
+    for line in text.rstrip("\n").splitlines():
+        log.debug("trace: %s", line)
+
+
+def _register_builtins(loading: _Loading) -> None:
+    for module_name in checks.BUILTIN_CHECK_MODULES:
+        if loading.skip_blocked(module_name):
+            continue
+        info = PluginInfo(module_name, BUILTIN_ORIGIN, "built-in")
+        try:
+            module = importlib.import_module(module_name)
+        except (Exception, SystemExit) as exc:
+            loading.fail(info.label, f"failed to import: {_describe(exc)}")
+            continue
+        loading.register(module, info)
+
+
+def _register_entry_points(loading: _Loading) -> None:
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    for entry_point in sorted(found, key=lambda ep: (_origin_of(ep), ep.name)):
+        if loading.skip_blocked(entry_point.name):
+            continue
+        info = PluginInfo(entry_point.name, _origin_of(entry_point), "entry point")
+        try:
+            plugin = entry_point.load()
+        except (Exception, SystemExit) as exc:
+            loading.fail(
+                info.origin,
+                f"entry point {entry_point.name!r} ({entry_point.value}) failed to "
+                f"import: {_describe(exc)}",
+            )
+            continue
+        loading.register(plugin, info)
+
+
+def _origin_of(entry_point: importlib.metadata.EntryPoint) -> str:
+    dist = entry_point.dist
+    if dist is None:
+        return f"entry point {entry_point.name}"
+    return f"{dist.name} {dist.version}"
+
+
+def _register_dropins(loading: _Loading, folder: Path, daemon_uid: int) -> None:
+    problem = _folder_problem(folder, daemon_uid)
+    if problem is not None:
+        loading.fail(str(folder), problem)
+        return
+
+    # Dot files are editor leftovers (emacs's .#name.py lock links), not plugins.
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith(".") or loading.skip_blocked(path.stem):
+            continue
+        problem = _file_problem(path, daemon_uid)
+        if problem is not None:
+            loading.fail(str(path), problem)
+            continue
+        info = PluginInfo(path.stem, str(path), "drop-in")
+        taken = loading.plugins.get(info.name)
+        if taken is not None:
+            loading.fail(
+                info.origin,
+                f"the plugin name {info.name!r} is already taken by {taken.label}; "
+                "rename the file",
+            )
+            continue
+        try:
+            module = _import_dropin(path)
+        except (Exception, SystemExit) as exc:
+            loading.fail(info.origin, f"failed to import: {_describe(exc)}")
+            continue
+        loading.register(module, info)
+
+
+class _FreshSourceLoader(importlib.machinery.SourceFileLoader):
+    """Compiles a drop-in from its source every time.
+
+    No ``__pycache__`` is read or written in the plugin folder: a cached file
+    there would be code that the folder's safety check never looked at.
+    """
+
+    def get_code(self, fullname: str) -> CodeType:
+        source = self.get_data(self.path)
+        return self.source_to_code(source, self.path)
+
+
+def _import_dropin(path: Path) -> ModuleType:
+    module_name = DROPIN_MODULE_PREFIX + _NOT_IDENTIFIER.sub("_", path.stem)
+    loader = _FreshSourceLoader(module_name, str(path))
+    spec = importlib.util.spec_from_file_location(module_name, path, loader=loader)
+    if spec is None:
+        msg = f"cannot load {path} as a module"
+        raise ImportError(msg)
+    module = importlib.util.module_from_spec(spec)
+
+    # dataclasses and typing find a class's module through sys.modules, so it
+    # must be there while the plugin runs; a failed plugin leaves no trace.
+    sys.modules[module_name] = module
+    try:
+        loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def _folder_problem(folder: Path, daemon_uid: int) -> str | None:
+    try:
+        target = folder.stat()
+    except FileNotFoundError:
+        return (
+            "plugin folder does not exist; create it or remove it from "
+            "[notifier] plugin_dirs"
+        )
+    except OSError as exc:
+        return f"plugin folder cannot be read ({exc.strerror})"
+    if not stat.S_ISDIR(target.st_mode):
+        return "is not a folder; [notifier] plugin_dirs takes folders of .py files"
+    problem = _ownership_problem(folder, daemon_uid)
+    return None if problem is None else f"plugin folder {problem}"
+
+
+def _file_problem(path: Path, daemon_uid: int) -> str | None:
+    try:
+        target = path.stat()
+    except OSError:
+        return "is a symlink to nothing; remove it"
+    if not stat.S_ISREG(target.st_mode):
+        return "is not a regular file; only .py files are loaded"
+    return _ownership_problem(path, daemon_uid)
+
+
+def _ownership_problem(path: Path, daemon_uid: int) -> str | None:
+    """Return what makes ``path`` unsafe to run code from, with the fix.
+
+    The path itself is checked with ``lstat``; a symlink is judged by its
+    target (a link's own mode means nothing on Linux).
+    """
+    # Limitation: the folders above a plugin folder are not checked; whoever
+    # can rename an ancestor can swap the plugin folder for one of their own.
+    try:
+        status = path.lstat()
+        shown = path
+        if stat.S_ISLNK(status.st_mode):
+            shown = path.resolve()
+            status = shown.stat()
+    except OSError as exc:
+        return f"cannot be checked ({exc.strerror})"
+
+    faults: list[str] = []
+    fixes: list[str] = []
+    writers = [
+        who
+        for bit, who in ((stat.S_IWGRP, "group"), (stat.S_IWOTH, "others"))
+        if status.st_mode & bit
+    ]
+    if writers:
+        mode = oct(stat.S_IMODE(status.st_mode))
+        faults.append(f"writable by {' and '.join(writers)} (mode {mode})")
+        fixes.append(f"chmod go-w {shown}")
+    if status.st_uid not in (0, daemon_uid):
+        faults.append(
+            f"owned by {_user(status.st_uid)}, not root or the daemon's user "
+            f"({_user(daemon_uid)})"
+        )
+        fixes.append(f"chown root {shown}")
+    if not faults:
+        return None
+    where = f"links to {shown}, which is " if shown != path else "is "
+    return f"{where}{' and '.join(faults)}; run {' && '.join(fixes)}"
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _unmarked_hooks(manager: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Return names of the plugin's own ``notifier_*`` functions lacking
+    ``@hookimpl``, which pluggy would silently ignore."""
+    module_name = getattr(plugin, "__name__", None)
+    unmarked: list[str] = []
+    for attr in dir(plugin):
+        if not attr.startswith(f"{hookspecs.PROJECT_NAME}_"):
+            continue
+        value = getattr(plugin, attr, None)
+        if not callable(value) or getattr(value, "__module__", None) != module_name:
+            continue
+        if manager.parse_hookimpl_opts(plugin, attr) is None:
+            unmarked.append(attr)
+    return unmarked
+
+
+def _reject_unknown_hooks(loading: _Loading) -> None:
+    """Unregister each plugin implementing a hook no spec declares.
+
+    ``check_pending`` names one offender at a time, so it runs until clean.
+    """
+    known = [name for name in dir(hookspecs) if name.startswith("notifier_")]
+    while True:
+        try:
+            loading.manager.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = loading.manager.get_name(exc.plugin)
+            if name is None:
+                raise
+            callers = loading.manager.get_hookcallers(exc.plugin) or []
+            unknown = [caller.name for caller in callers if not caller.has_spec()]
+            hints = [suggest(hook, known) for hook in unknown]
+            described = ", ".join(
+                f"{hook!r}" + (f" ({hint})" if hint else "")
+                for hook, hint in zip(unknown, hints, strict=True)
+            )
+            label = loading.plugins[name].label
+            loading.drop(name)
+            loading.fail(label, f"implements unknown hook {described}")
+        else:
+            return
+
+
+def _collect_check_types(loading: _Loading) -> dict[str, CheckTypeInfo]:
+    """Call each plugin's ``notifier_check_types`` apart from the others, so a
+    failure is pinned on the plugin that caused it."""
+    found: dict[str, CheckTypeInfo] = {}
+    found_by: dict[str, PluginInfo] = {}
+    for info in list(loading.plugins.values()):
+        returned = _call_alone(loading, info)
+        if returned is None:
             continue
         for check_type in returned:
-            if isinstance(check_type, CheckType):
-                check_types[check_type.name] = CheckTypeInfo(check_type, origin)
-    return Registry(manager, check_types)
+            earlier = found_by.get(check_type.name)
+            if earlier is not None:
+                msg = (
+                    f"check type {check_type.name!r} is also provided by "
+                    f"{earlier.label}; rename one, or disable one plugin with "
+                    f"{DISABLE_ENV}={info.name}"
+                )
+                raise PluginError(info.label, msg)
+            found[check_type.name] = CheckTypeInfo(check_type, info.origin)
+            found_by[check_type.name] = info
+    return found
+
+
+def _call_alone(loading: _Loading, info: PluginInfo) -> list[CheckType] | None:
+    """Return what one plugin's hook returned, or None (and a failure) if it
+    did not implement it, raised, or broke the contract."""
+    manager = loading.manager
+    plugin = manager.get_plugin(info.name)
+    hook = getattr(manager.hook, CHECK_TYPES_HOOK)
+    own = [
+        impl
+        for impl in hook.get_hookimpls()
+        if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper)
+    ]
+    if not own:
+        return None
+
+    others = manager.get_plugins() - {plugin}
+    problem: str | None
+    try:
+        results = manager.subset_hook_caller(CHECK_TYPES_HOOK, others)()
+    except (Exception, SystemExit) as exc:
+        problem = f"raised {_describe(exc)}"
+    else:
+        returned = results[0] if results else None
+        problem = _contract_problem(returned)
+        if problem is None and isinstance(returned, list):
+            return [item for item in returned if isinstance(item, CheckType)]
+    loading.drop(info.name)
+    loading.fail(info.label, f"hook {CHECK_TYPES_HOOK} {problem}")
+    return None
+
+
+def _contract_problem(returned: object) -> str | None:
+    expected = "expected a list of notifier.CheckType"
+    if not isinstance(returned, list):
+        return f"returned {type(returned).__name__}, {expected}"
+    names: set[str] = set()
+    for index, item in enumerate(returned):
+        if not isinstance(item, CheckType):
+            return (
+                f"returned a list holding {type(item).__name__} at index {index}, "
+                f"{expected}"
+            )
+        # The dataclass does not enforce its annotations; a plugin may not either.
+        name: object = item.name
+        create: object = item.create
+        if not isinstance(name, str) or not _TYPE_NAME.fullmatch(name):
+            return (
+                f"returned a check type named {name!r}; a name is a letter "
+                "then letters, digits, '_', '.' or '-'"
+            )
+        if name in names:
+            return f"returned check type {name!r} twice"
+        if not callable(create):
+            return f"returned check type {name!r} whose create is not callable"
+        names.add(name)
+    return None
+
+
+def _hooks_of(manager: pluggy.PluginManager, name: str) -> tuple[str, ...]:
+    plugin = manager.get_plugin(name)
+    callers = manager.get_hookcallers(plugin) or []
+    return tuple(sorted({caller.name for caller in callers}))
+
+
+def _describe(exc: BaseException) -> str:
+    """Return an exception as one line, with where it was raised."""
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename}:{exc.lineno}" if exc.filename else f"{exc.lineno}"
+        return f"{type(exc).__name__}: {exc.msg} (at {where})"
+    text = _one_line(str(exc))
+    described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith("<frozen ")
+    ]
+    if frames:
+        described = f"{described} (at {frames[-1].filename}:{frames[-1].lineno})"
+    return described
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
