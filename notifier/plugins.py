@@ -513,6 +513,7 @@ def _call_alone(loading: _Loading, info: PluginInfo) -> list[CheckType] | None:
     if not own:
         return None
 
+    log.debug("plugin %r: calling %s", info.name, CHECK_TYPES_HOOK)
     others = manager.get_plugins() - {plugin}
     problem: str | None
     try:

@@ -18,7 +18,11 @@ from collections.abc import Sequence
 from notifier import __version__
 from notifier.errors import EX_SOFTWARE, EX_USAGE, NotifierError
 
-COMMAND_MODULES: tuple[str, ...] = ("notifier.cli.config_cmd",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "notifier.cli.check_cmd",
+    "notifier.cli.config_cmd",
+    "notifier.cli.plugins_cmd",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,230 @@
+"""``notifier plugins``: which check types exist, where each came from, and
+(with ``--verbose``) every option each one takes.
+
+The option listing is generated from the same :class:`notifier.Option`
+declarations the config layer validates against, so it cannot disagree with
+what ``notifier config check`` accepts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import re
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import tomli_w
+
+from notifier.cli import add_config_argument
+from notifier.config import COMMON_OPTIONS, parse_notifier_table, read_toml
+from notifier.errors import EX_OK
+from notifier.loader import config_path
+from notifier.options import Option, present
+from notifier.plugins import (
+    DISABLE_ENV,
+    Registry,
+    build_registry,
+    tracing_requested,
+)
+from notifier.units import format_duration, format_size
+
+_LIST_KINDS: Final = ("str_list", "path_list", "regex_list")
+_BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``plugins`` command."""
+    parser = subparsers.add_parser(
+        "plugins", help="list check types and the plugin each comes from"
+    )
+    add_config_argument(parser)
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print every option of every check type, and each plugin's hooks",
+    )
+    parser.set_defaults(handler=run_plugins)
+
+
+def run_plugins(args: argparse.Namespace) -> int:
+    """List the check types; failed plugins go to stderr, the status stays 0.
+
+    A duplicate check type name raises PluginError (exit 78).
+    """
+    plugin_dirs = _plugin_dirs(config_path(args.config))
+    with _plugin_log_on_stderr():
+        registry = build_registry(plugin_dirs)
+
+    sys.stdout.write(render_types(registry))
+    if args.verbose:
+        sys.stdout.write(render_options(registry))
+        sys.stdout.write(render_plugins(registry))
+    if registry.disabled:
+        disabled = ", ".join(registry.disabled)
+        print(f"notifier: disabled by ${DISABLE_ENV}: {disabled}", file=sys.stderr)
+    if registry.failures:
+        print("failed to load:", file=sys.stderr)
+        for failure in registry.failures:
+            print(f"  {failure}", file=sys.stderr)
+    return EX_OK
+
+
+def _plugin_dirs(path: Path) -> tuple[Path, ...]:
+    """Return the configuration's plugin folders; none when it does not exist.
+
+    Without a file, built-in and installed plugins are still worth listing
+    (a first look before writing the configuration).
+    """
+    if not path.exists() and not path.is_symlink():
+        print(
+            f"notifier: no configuration file at {path}; drop-in plugin folders "
+            "are not searched (pass -c PATH to use one)",
+            file=sys.stderr,
+        )
+        return ()
+    raw = read_toml(path)
+    return parse_notifier_table(raw, path).plugin_dirs
+
+
+@contextlib.contextmanager
+def _plugin_log_on_stderr() -> Iterator[None]:
+    """Show the plugin loader's warnings, and its trace when asked, on stderr.
+
+    A one-shot command has no logging set up. ERROR records are left out: they
+    are the failures this command prints itself, and would show twice. When
+    logging is already set up, it is left alone.
+    """
+    logger = logging.getLogger("notifier.plugins")
+    if logger.hasHandlers():
+        yield
+        return
+    level = logging.DEBUG if tracing_requested() else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("notifier: %(message)s"))
+    handler.addFilter(lambda record: record.levelno < logging.ERROR)
+    previous_level = logger.level
+    logger.setLevel(level)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+
+def render_types(registry: Registry) -> str:
+    """Return the table of check types: type, origin, summary."""
+    rows = [
+        (name, info.origin, info.check_type.summary)
+        for name, info in sorted(registry.check_types.items())
+    ]
+    if not rows:
+        return "no check types are available\n"
+    return _table(("TYPE", "ORIGIN", "SUMMARY"), rows)
+
+
+def render_options(registry: Registry) -> str:
+    """Return every option of every check type, then the common ones once."""
+    blocks: list[str] = []
+    for name, info in sorted(registry.check_types.items()):
+        lines = [f"{name} ({info.origin})"]
+        if info.check_type.summary:
+            lines.append(f"  {info.check_type.summary}")
+        if info.check_type.options:
+            lines.extend(_option_lines(info.check_type.options))
+        else:
+            lines.append("  (no options of its own)")
+        blocks.append("\n".join(lines))
+    common = ["options every check has (set per check, or for all in [defaults]):"]
+    common.extend(_option_lines(COMMON_OPTIONS))
+    blocks.append("\n".join(common))
+    return "\n" + "\n\n".join(blocks) + "\n"
+
+
+def render_plugins(registry: Registry) -> str:
+    """Return the loaded plugins: name (for $NOTIFIER_DISABLE_PLUGINS), origin,
+    hooks."""
+    rows = [
+        (info.name, info.origin, ", ".join(info.hooks) or "-")
+        for info in registry.plugins
+    ]
+    if not rows:
+        return "\nno plugins loaded\n"
+    return "\nplugins:\n" + _table(("NAME", "ORIGIN", "HOOKS"), rows, indent="  ")
+
+
+def _option_lines(options: Sequence[Option]) -> list[str]:
+    lines: list[str] = []
+    for option in options:
+        facts = [option.describe_kind()]
+        if option.required:
+            facts.append("required")
+        else:
+            facts.append(f"default {_default_text(option)}")
+        facts.extend(_bounds(option))
+        if option.secret:
+            facts.append("secret, never printed")
+        lines.append(f"  {option.name}: {'; '.join(facts)}")
+        if option.help:
+            lines.append(f"      {option.help}")
+    return lines
+
+
+def _default_text(option: Option) -> str:
+    """Return the default as it would be written in TOML, or 'not set'."""
+    shown = present(option, option.default)
+    if shown is None:
+        return "not set"
+    return _toml_value(shown)
+
+
+def _toml_value(value: Any) -> str:
+    """Return ``value`` as TOML on one line; tables come out inline."""
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        pairs = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()]
+        return "{ " + ", ".join(pairs) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return tomli_w.dumps({"v": value}).partition("=")[2].strip()
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _toml_value(key)
+
+
+def _bounds(option: Option) -> list[str]:
+    described: list[str] = []
+    for word, limit in (("at least", option.minimum), ("at most", option.maximum)):
+        if limit is not None:
+            described.append(f"{word} {_limit_text(option, limit)}")
+    return described
+
+
+def _limit_text(option: Option, limit: float) -> str:
+    if option.kind == "duration":
+        return format_duration(limit)
+    if option.kind == "size":
+        return format_size(int(limit))
+    if option.kind in _LIST_KINDS:
+        return f"{limit:g} entr{'y' if limit == 1 else 'ies'}"
+    return f"{limit:g}"
+
+
+def _table(
+    header: tuple[str, ...], rows: Iterable[tuple[str, ...]], indent: str = ""
+) -> str:
+    """Return rows in left-aligned columns; the last column is not padded."""
+    every = [header, *rows]
+    widths = [max(len(row[i]) for row in every) for i in range(len(header) - 1)]
+    lines = []
+    for row in every:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append(indent + "  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines) + "\n"
