@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-BUILTIN_CHECK_MODULES: tuple[str, ...] = ("notifier.checks.command",)
+BUILTIN_CHECK_MODULES: tuple[str, ...] = (
+    "notifier.checks.disk",
+    "notifier.checks.cpu",
+    "notifier.checks.memory",
+    "notifier.checks.load",
+    "notifier.checks.command",
+)

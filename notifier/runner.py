@@ -1,0 +1,276 @@
+"""Creating a configured check and running it once, safely.
+
+Whatever a check does, the caller gets a :class:`Result` back within the
+check's timeout: an exception, a hang, or a wrong return value each become an
+UNKNOWN result with the reason in one line. The daemon and ``notifier check``
+both run checks through here, so they behave the same.
+
+Output: the runner does not touch ``sys.stdout``. Swapping it around a run
+would be process-wide and racy (checks run in several threads at once, and an
+abandoned run keeps going after the swap is undone). Keeping stdout clean for
+machine-readable output is the job of whoever owns the whole process; see
+``notifier check --json``, which moves file descriptor 1 to stderr once,
+before any check starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from notifier.checks.base import Check, CheckContext, Result, Status
+from notifier.errors import ConfigError, PermissionRefusedError
+from notifier.units import format_duration
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from notifier.config import CheckSpec, Config
+    from notifier.plugins import Registry
+
+log = logging.getLogger(__name__)
+
+STATE_DIR_MODE: Final = 0o700
+SUMMARY_WIDTH: Final = 300
+"""Longest reason kept from an exception message."""
+
+# Threads of runs that timed out and were abandoned, by id() of their check.
+# While one is alive its check is not started again: one stuck run per check
+# at most, and no two runs of a check ever overlap. An entry holds the check
+# (through the thread's target) so its id() cannot be reused meanwhile.
+_abandoned: dict[int, tuple[threading.Thread, float]] = {}
+_abandoned_lock = threading.Lock()
+
+
+@dataclass
+class _Outcome:
+    """What the worker thread hands back: a value or the exception raised."""
+
+    value: object = None
+    error: BaseException | None = None
+
+
+def run_check(check: Check, timeout: float, name: str) -> Result:
+    """Run ``check.run()`` once and return its result, whatever happens.
+
+    The run happens in a daemon thread named after the check. An exception
+    becomes UNKNOWN ``check raised ValueError: ...``; a run past ``timeout``
+    seconds becomes UNKNOWN ``check timed out after 30s`` and its thread is
+    abandoned; a return value that is not a :class:`Result` becomes UNKNOWN
+    naming its type. While an abandoned run of ``check`` is still going, the
+    check is not started again and the result says so.
+
+    :param timeout: seconds to wait for the run.
+    :param name: the check's name, for the thread and the log.
+    """
+    with _abandoned_lock:
+        stuck = _abandoned.get(id(check))
+    if stuck is not None and stuck[0].is_alive():
+        since = format_duration(round(time.monotonic() - stuck[1]))
+        log.warning("check %r is still stuck in a run abandoned %s ago", name, since)
+        return Result.unknown(
+            f"check not started: its previous run timed out {since} ago and "
+            "has not returned yet"
+        )
+
+    # Limitation: Python cannot kill a thread. A run past its timeout keeps
+    # running in the background until it returns by itself; the check is
+    # not started again meanwhile (see _abandoned), so a hung check costs
+    # one thread, not one per tick.
+    outcome, worker = _start(check.run, f"check-{name}", check)
+    worker.join(timeout)
+    if worker.is_alive():
+        with _abandoned_lock:
+            _abandoned[id(check)] = (worker, time.monotonic())
+        log.warning(
+            "check %r timed out after %s; its run is abandoned",
+            name,
+            format_duration(timeout),
+        )
+        return Result.unknown(f"check timed out after {format_duration(timeout)}")
+
+    result = _judge(outcome, name)
+    log.debug("check %r: %s %s", name, result.status.name, result.summary)
+    return result
+
+
+def _start(
+    function: Callable[[], object], thread_name: str, check: object
+) -> tuple[_Outcome, threading.Thread]:
+    outcome = _Outcome()
+
+    def work() -> None:
+        try:
+            outcome.value = function()
+        except BaseException as exc:  # a check calling sys.exit() is reported too
+            outcome.error = exc
+        finally:
+            with _abandoned_lock:
+                entry = _abandoned.get(id(check))
+                if entry is not None and entry[0] is threading.current_thread():
+                    del _abandoned[id(check)]
+
+    worker = threading.Thread(target=work, name=thread_name, daemon=True)
+    worker.start()
+    return outcome, worker
+
+
+def _judge(outcome: _Outcome, name: str) -> Result:
+    """Turn what a run produced into a well-formed result."""
+    if outcome.error is not None:
+        reason = describe_exception(outcome.error)
+        log.warning(
+            "check %r raised %s",
+            name,
+            reason,
+            exc_info=outcome.error if log.isEnabledFor(logging.DEBUG) else None,
+        )
+        return Result.unknown(f"check raised {reason}")
+
+    value = outcome.value
+    if not isinstance(value, Result):
+        log.warning("check %r returned %s instead of a Result", name, _kind(value))
+        return Result.unknown(f"check returned {_kind(value)}, not a Result")
+    status: object = value.status  # a plugin may have passed a bare int
+    if not isinstance(status, Status):
+        log.warning("check %r returned a status of %r", name, status)
+        return Result.unknown(
+            f"check returned status {status!r}, not OK, WARNING, CRITICAL or UNKNOWN"
+        )
+
+    # The summary is promised to be one line: tables and mail subjects rely
+    # on it, so a multi-line one is folded rather than passed on.
+    summary = " ".join(str(value.summary).split())
+    if summary != value.summary:
+        value = dataclasses.replace(value, summary=summary)
+    return value
+
+
+def describe_exception(error: BaseException) -> str:
+    """Return ``ValueError: first line of the message``, at most one line."""
+    lines = str(error).strip().splitlines()
+    if not lines:
+        return type(error).__name__
+    message = lines[0]
+    if len(message) > SUMMARY_WIDTH:
+        message = message[: SUMMARY_WIDTH - 3] + "..."
+    return f"{type(error).__name__}: {message}"
+
+
+def _kind(value: object) -> str:
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
+def warmup_of(check: object) -> float:
+    """Return how long after creation ``check`` needs before its first run.
+
+    A check may set a ``warmup`` attribute (seconds): the cpu check, for
+    one, compares with a sample taken when it was created. The daemon's
+    first run comes an interval later anyway; one-shot callers should wait
+    this long. Checks without the attribute need no wait.
+    """
+    warmup = getattr(check, "warmup", 0.0)
+    if isinstance(warmup, int | float) and not isinstance(warmup, bool):
+        return max(0.0, float(warmup))
+    return 0.0
+
+
+class FailedCheck:
+    """Stands in for a check that could not be created: every run is UNKNOWN."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def run(self) -> Result:
+        """Report why the check does not exist."""
+        return Result.unknown(self.reason)
+
+
+def create_check(spec: CheckSpec, registry: Registry, config: Config) -> Check:
+    """Build the check that ``spec`` configures, never failing for the check's
+    own reasons.
+
+    The check's ``state_dir`` is ``<[notifier] state_dir>/checks/<name>``,
+    created with mode 0700 if missing. If its type is missing, its
+    ``create`` raises, hangs past the check's timeout or returns something
+    without ``run()``, the returned check reports UNKNOWN with that reason on
+    every run, so one broken check never stops the others.
+
+    :raises PermissionRefusedError: when the state folder cannot be created
+        for lack of permission.
+    :raises ConfigError: when the state folder cannot be created for another
+        reason. Both messages name the folder and how to fix it.
+    """
+    state_dir = config.notifier.state_dir / "checks" / spec.name
+    make_state_dir(state_dir, config)
+    info = registry.check_types.get(spec.type)
+    if info is None:
+        return FailedCheck(f"check type {spec.type!r} is not provided by any plugin")
+
+    context = CheckContext(
+        name=spec.name,
+        options=spec.options,
+        state_dir=state_dir,
+        hostname=config.notifier.hostname,
+        timeout=spec.common.timeout,
+    )
+    create = info.check_type.create
+    outcome, worker = _start(lambda: create(context), f"create-{spec.name}", create)
+    worker.join(spec.common.timeout)
+
+    # A broken plugin must not take the daemon down: report it on each run.
+    if worker.is_alive():
+        reason = (
+            f"creating the check timed out after {format_duration(spec.common.timeout)}"
+        )
+    elif outcome.error is not None:
+        reason = f"check could not be created: {describe_exception(outcome.error)}"
+    elif not callable(getattr(outcome.value, "run", None)):
+        reason = (
+            f"check type {spec.type!r} created {_kind(outcome.value)} without run()"
+        )
+    else:
+        return outcome.value  # type: ignore[return-value]
+    log.warning(
+        "check %r: %s (%s)",
+        spec.name,
+        reason,
+        info.origin,
+        exc_info=outcome.error if log.isEnabledFor(logging.DEBUG) else None,
+    )
+    return FailedCheck(reason)
+
+
+def make_state_dir(path: Path, config: Config) -> None:
+    """Create the check folder ``path`` (mode 0700) and its parents if missing.
+
+    :raises PermissionRefusedError: when the user may not create it.
+    :raises ConfigError: when it cannot be created for another reason (a
+        file in the way, a read-only filesystem); it names ``state_dir``.
+    """
+    try:
+        path.mkdir(mode=STATE_DIR_MODE, parents=True, exist_ok=True)
+    except PermissionError as exc:
+        msg = (
+            f"cannot create check state folder {path}: permission denied; run "
+            "as the daemon's user, or set [notifier] state_dir to a folder "
+            "this user can write"
+        )
+        raise PermissionRefusedError(msg) from exc
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.EEXIST:
+            reason = "a file is in the way"
+        raise ConfigError.single(
+            config.path,
+            "notifier",
+            "state_dir",
+            f"cannot create check state folder {path}: {reason}",
+            "point state_dir to a writable folder",
+        ) from exc
