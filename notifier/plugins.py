@@ -34,26 +34,21 @@ Environment variables:
 from __future__ import annotations
 
 import importlib
-import importlib.machinery
 import importlib.metadata
-import importlib.util
 import logging
 import os
-import pwd
 import re
-import stat
-import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import CodeType, ModuleType
 from typing import Final, Literal
 
 import pluggy
 
 from notifier import checks, hookspecs
 from notifier.checks.base import CheckType
+from notifier.dropin import file_problem, folder_problem, import_dropin
 from notifier.errors import PluginError
 from notifier.options import suggest
 
@@ -63,11 +58,9 @@ BUILTIN_ORIGIN: Final = "built-in"
 ENTRY_POINT_GROUP: Final = "notifier"
 DISABLE_ENV: Final = "NOTIFIER_DISABLE_PLUGINS"
 TRACE_ENV: Final = "NOTIFIER_TRACE_PLUGINS"
-DROPIN_MODULE_PREFIX: Final = "notifier_dropin_"
 CHECK_TYPES_HOOK: Final = "notifier_check_types"
 
 _TYPE_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
-_NOT_IDENTIFIER: Final = re.compile(r"\W")
 _TRUE_WORDS: Final = frozenset({"1", "true", "yes", "on"})
 
 Source = Literal["built-in", "entry point", "drop-in"]
@@ -298,7 +291,7 @@ def _origin_of(entry_point: importlib.metadata.EntryPoint) -> str:
 
 
 def _register_dropins(loading: _Loading, folder: Path, daemon_uid: int) -> None:
-    problem = _folder_problem(folder, daemon_uid)
+    problem = folder_problem(folder, daemon_uid)
     if problem is not None:
         loading.fail(str(folder), problem)
         return
@@ -307,7 +300,7 @@ def _register_dropins(loading: _Loading, folder: Path, daemon_uid: int) -> None:
     for path in sorted(folder.glob("*.py")):
         if path.name.startswith(".") or loading.skip_blocked(path.stem):
             continue
-        problem = _file_problem(path, daemon_uid)
+        problem = file_problem(path, daemon_uid)
         if problem is not None:
             loading.fail(str(path), problem)
             continue
@@ -321,116 +314,11 @@ def _register_dropins(loading: _Loading, folder: Path, daemon_uid: int) -> None:
             )
             continue
         try:
-            module = _import_dropin(path)
+            module = import_dropin(path)
         except (Exception, SystemExit) as exc:
             loading.fail(info.origin, f"failed to import: {_describe(exc)}")
             continue
         loading.register(module, info)
-
-
-class _FreshSourceLoader(importlib.machinery.SourceFileLoader):
-    """Compiles a drop-in from its source every time.
-
-    No ``__pycache__`` is read or written in the plugin folder: a cached file
-    there would be code that the folder's safety check never looked at.
-    """
-
-    def get_code(self, fullname: str) -> CodeType:
-        source = self.get_data(self.path)
-        return self.source_to_code(source, self.path)
-
-
-def _import_dropin(path: Path) -> ModuleType:
-    module_name = DROPIN_MODULE_PREFIX + _NOT_IDENTIFIER.sub("_", path.stem)
-    loader = _FreshSourceLoader(module_name, str(path))
-    spec = importlib.util.spec_from_file_location(module_name, path, loader=loader)
-    if spec is None:
-        msg = f"cannot load {path} as a module"
-        raise ImportError(msg)
-    module = importlib.util.module_from_spec(spec)
-
-    # dataclasses and typing find a class's module through sys.modules, so it
-    # must be there while the plugin runs; a failed plugin leaves no trace.
-    sys.modules[module_name] = module
-    try:
-        loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(module_name, None)
-        raise
-    return module
-
-
-def _folder_problem(folder: Path, daemon_uid: int) -> str | None:
-    try:
-        target = folder.stat()
-    except FileNotFoundError:
-        return (
-            "plugin folder does not exist; create it or remove it from "
-            "[notifier] plugin_dirs"
-        )
-    except OSError as exc:
-        return f"plugin folder cannot be read ({exc.strerror})"
-    if not stat.S_ISDIR(target.st_mode):
-        return "is not a folder; [notifier] plugin_dirs takes folders of .py files"
-    problem = _ownership_problem(folder, daemon_uid)
-    return None if problem is None else f"plugin folder {problem}"
-
-
-def _file_problem(path: Path, daemon_uid: int) -> str | None:
-    try:
-        target = path.stat()
-    except OSError:
-        return "is a symlink to nothing; remove it"
-    if not stat.S_ISREG(target.st_mode):
-        return "is not a regular file; only .py files are loaded"
-    return _ownership_problem(path, daemon_uid)
-
-
-def _ownership_problem(path: Path, daemon_uid: int) -> str | None:
-    """Return what makes ``path`` unsafe to run code from, with the fix.
-
-    The path itself is checked with ``lstat``; a symlink is judged by its
-    target (a link's own mode means nothing on Linux).
-    """
-    # Limitation: the folders above a plugin folder are not checked; whoever
-    # can rename an ancestor can swap the plugin folder for one of their own.
-    try:
-        status = path.lstat()
-        shown = path
-        if stat.S_ISLNK(status.st_mode):
-            shown = path.resolve()
-            status = shown.stat()
-    except OSError as exc:
-        return f"cannot be checked ({exc.strerror})"
-
-    faults: list[str] = []
-    fixes: list[str] = []
-    writers = [
-        who
-        for bit, who in ((stat.S_IWGRP, "group"), (stat.S_IWOTH, "others"))
-        if status.st_mode & bit
-    ]
-    if writers:
-        mode = oct(stat.S_IMODE(status.st_mode))
-        faults.append(f"writable by {' and '.join(writers)} (mode {mode})")
-        fixes.append(f"chmod go-w {shown}")
-    if status.st_uid not in (0, daemon_uid):
-        faults.append(
-            f"owned by {_user(status.st_uid)}, not root or the daemon's user "
-            f"({_user(daemon_uid)})"
-        )
-        fixes.append(f"chown root {shown}")
-    if not faults:
-        return None
-    where = f"links to {shown}, which is " if shown != path else "is "
-    return f"{where}{' and '.join(faults)}; run {' && '.join(fixes)}"
-
-
-def _user(uid: int) -> str:
-    try:
-        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
-    except KeyError:
-        return f"uid {uid}"
 
 
 def _unmarked_hooks(manager: pluggy.PluginManager, plugin: object) -> list[str]:
