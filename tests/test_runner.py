@@ -1,0 +1,280 @@
+"""Running one check safely, and creating a configured check."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pluggy
+import pytest
+
+from notifier import hookspecs
+from notifier.checks.base import CheckContext, CheckType, Result, Status
+from notifier.config import build_config
+from notifier.errors import ConfigError, PermissionRefusedError
+from notifier.options import Option
+from notifier.plugins import CheckTypeInfo, Registry
+from notifier.runner import create_check, run_check, warmup_of
+
+
+class Raising:
+    def run(self):
+        raise ValueError("disk on fire\nsecond line of detail")
+
+
+class Hanging:
+    def __init__(self):
+        self.release = threading.Event()
+        self.runs = 0
+
+    def run(self):
+        self.runs += 1
+        self.release.wait()
+        return Result(Status.OK, "finally done")
+
+
+class ReturningNone:
+    def run(self):
+        return None
+
+
+class ReturningBareStatus:
+    def run(self):
+        return Result(2, "status as a plain int")  # type: ignore[arg-type]
+
+
+class Exiting:
+    def run(self):
+        raise SystemExit(3)
+
+
+class Chatty:
+    def run(self):
+        return Result(Status.WARNING, "first line\nsecond line\n")
+
+
+def thread_named(name: str) -> threading.Thread:
+    for thread in threading.enumerate():
+        if thread.name == name:
+            return thread
+    pytest.fail(f"no thread named {name!r}")
+
+
+# --- run_check ---------------------------------------------------------------
+
+
+def test_exception_becomes_unknown_with_one_line_reason():
+    result = run_check(Raising(), 5.0, "raiser")
+
+    assert result.status is Status.UNKNOWN
+    assert result.summary == "check raised ValueError: disk on fire"
+
+
+def test_exception_logged_without_traceback_unless_debug(caplog):
+    caplog.set_level(logging.INFO, logger="notifier.runner")
+    run_check(Raising(), 5.0, "raiser")
+    quiet = [r for r in caplog.records if r.levelno == logging.WARNING]
+
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="notifier.runner")
+    run_check(Raising(), 5.0, "raiser")
+    verbose = [r for r in caplog.records if r.levelno == logging.WARNING]
+
+    assert quiet[0].getMessage() == ("check 'raiser' raised ValueError: disk on fire")
+    assert quiet[0].exc_info is None
+    assert verbose[0].exc_info is not None
+
+
+def test_hanging_check_times_out_as_unknown_and_is_not_restarted_while_stuck():
+    check = Hanging()
+
+    first = run_check(check, 0.2, "sleeper")
+    while_stuck = run_check(check, 0.2, "sleeper")
+    check.release.set()
+    thread_named("check-sleeper").join()
+    after_release = run_check(check, 5.0, "sleeper")
+
+    assert first.status is Status.UNKNOWN
+    assert first.summary == "check timed out after 200ms"
+    assert while_stuck.status is Status.UNKNOWN
+    assert while_stuck.summary.startswith("check not started: its previous run")
+    assert check.runs == 2
+    assert after_release == Result(Status.OK, "finally done")
+
+
+def test_timeout_is_written_the_human_way():
+    check = Hanging()
+
+    result = run_check(check, 1.5, "slow")
+    check.release.set()
+
+    assert result.summary == "check timed out after 1.5s"
+
+
+def test_returning_none_is_unknown_naming_it():
+    result = run_check(ReturningNone(), 5.0, "forgetful")
+
+    assert result.status is Status.UNKNOWN
+    assert result.summary == "check returned None, not a Result"
+
+
+def test_returning_a_bare_int_status_is_unknown():
+    result = run_check(ReturningBareStatus(), 5.0, "intish")
+
+    assert result.status is Status.UNKNOWN
+    assert "check returned status 2" in result.summary
+
+
+def test_sys_exit_inside_a_check_is_reported_not_obeyed():
+    result = run_check(Exiting(), 5.0, "quitter")
+
+    assert result.status is Status.UNKNOWN
+    assert result.summary == "check raised SystemExit: 3"
+
+
+def test_multi_line_summary_is_folded_to_one_line():
+    result = run_check(Chatty(), 5.0, "chatty")
+
+    assert result.status is Status.WARNING
+    assert result.summary == "first line second line"
+
+
+def test_warmup_defaults_to_zero_and_ignores_nonsense():
+    class Warm:
+        warmup = 1.5
+
+    class Silly:
+        warmup = True
+
+    assert warmup_of(Raising()) == 0.0
+    assert warmup_of(Warm()) == 1.5
+    assert warmup_of(Silly()) == 0.0
+
+
+# --- create_check ------------------------------------------------------------
+
+
+def registry_with(*check_types: CheckType) -> Registry:
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    return Registry(
+        manager, {t.name: CheckTypeInfo(t, "tests/test_runner.py") for t in check_types}
+    )
+
+
+def configure(tmp_path: Path, registry: Registry, entry: dict, state_dir=None):
+    raw = {
+        "notifier": {"state_dir": str(state_dir or tmp_path / "state")},
+        "check": [entry],
+    }
+    config = build_config(raw, tmp_path / "notifier.toml", registry.check_type_map())
+    return config.checks[0], config
+
+
+def remembering_type() -> tuple[CheckType, list[CheckContext]]:
+    seen: list[CheckContext] = []
+
+    def create(context: CheckContext):
+        seen.append(context)
+        return ReturningNone()
+
+    option = Option("limit", "int", 3)
+    return CheckType("remembering", create, (option,)), seen
+
+
+def test_create_gives_a_private_state_dir_and_the_options(tmp_path):
+    check_type, seen = remembering_type()
+    registry = registry_with(check_type)
+    spec, config = configure(
+        tmp_path, registry, {"name": "one", "type": "remembering", "timeout": "7s"}
+    )
+
+    create_check(spec, registry, config)
+
+    context = seen[0]
+    assert context.state_dir == tmp_path / "state" / "checks" / "one"
+    assert stat.S_IMODE(context.state_dir.stat().st_mode) == 0o700
+    assert context.options == {"limit": 3}
+    assert context.timeout == 7.0
+    assert context.name == "one"
+    assert context.hostname == config.notifier.hostname
+
+
+def test_create_that_raises_gives_a_check_reporting_why(tmp_path):
+    def create(context):
+        raise RuntimeError("cannot talk to the database")
+
+    registry = registry_with(CheckType("broken", create))
+    spec, config = configure(tmp_path, registry, {"name": "db", "type": "broken"})
+
+    check = create_check(spec, registry, config)
+    result = run_check(check, 5.0, "db")
+
+    assert result.status is Status.UNKNOWN
+    assert result.summary == (
+        "check could not be created: RuntimeError: cannot talk to the database"
+    )
+
+
+def test_create_that_hangs_is_given_up_after_the_check_timeout(tmp_path):
+    release = threading.Event()
+
+    def create(context):
+        release.wait()
+        return Hanging()
+
+    registry = registry_with(CheckType("stuck", create))
+    spec, config = configure(
+        tmp_path, registry, {"name": "stuck", "type": "stuck", "timeout": "200ms"}
+    )
+
+    check = create_check(spec, registry, config)
+    release.set()
+    result = check.run()
+
+    assert result.summary == "creating the check timed out after 200ms"
+
+
+def test_create_returning_something_without_run_is_reported(tmp_path):
+    registry = registry_with(CheckType("odd", lambda context: 42))
+    spec, config = configure(tmp_path, registry, {"name": "odd", "type": "odd"})
+
+    result = create_check(spec, registry, config).run()
+
+    assert result.status is Status.UNKNOWN
+    assert result.summary == "check type 'odd' created an int without run()"
+
+
+def test_state_dir_blocked_by_a_file_is_a_config_error_naming_it(tmp_path):
+    check_type, _ = remembering_type()
+    registry = registry_with(check_type)
+    blocker = tmp_path / "state"
+    blocker.write_text("not a folder")
+    spec, config = configure(tmp_path, registry, {"name": "x", "type": "remembering"})
+
+    with pytest.raises(ConfigError) as caught:
+        create_check(spec, registry, config)
+
+    message = str(caught.value)
+    assert caught.value.exit_code == 78
+    assert "[notifier] state_dir" in message
+    assert str(blocker / "checks" / "x") in message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any folder")
+def test_state_dir_not_writable_is_refused_naming_folder_and_fix(tmp_path):
+    check_type, _ = remembering_type()
+    registry = registry_with(check_type)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    spec, config = configure(
+        tmp_path, registry, {"name": "x", "type": "remembering"}, state_dir=locked
+    )
+
+    with pytest.raises(PermissionRefusedError) as caught:
+        create_check(spec, registry, config)
+
+    assert str(locked / "checks" / "x") in str(caught.value)
+    assert "state_dir" in str(caught.value)
