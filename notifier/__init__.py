@@ -17,18 +17,32 @@ from notifier.checks.base import (
 )
 from notifier.hookspecs import PROJECT_NAME
 from notifier.options import Option
+from notifier.transport import (
+    AuthRefused,
+    MessageRefused,
+    Refusal,
+    SendOutcome,
+    ServerUnavailable,
+    TransportType,
+)
 
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 __all__ = [
+    "AuthRefused",
     "Check",
     "CheckContext",
     "CheckType",
+    "MessageRefused",
     "Option",
+    "Refusal",
     "Result",
+    "SendOutcome",
+    "ServerUnavailable",
     "Status",
+    "TransportType",
     "__version__",
     "hookimpl",
     "threshold_status",

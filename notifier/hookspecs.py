@@ -12,6 +12,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from notifier.checks.base import CheckType
+    from notifier.transport import TransportType
 
 PROJECT_NAME = "notifier"
 
@@ -39,6 +40,41 @@ def notifier_check_types() -> list[CheckType]:
     folder ``context.state_dir`` is the check's own and survives restarts.
 
     :returns: a list of check types, empty if the plugin provides none.
+
+    .. versionadded:: 0.1
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def notifier_transports() -> list[TransportType]:
+    """Return the delivery transports this plugin provides.
+
+    Called once when the plugin manager is built (at start-up, by every
+    one-shot command, and again on reload), before the configuration is
+    validated: ``[mail] transport`` must name one of the transports returned
+    here by some plugin. The built-in ``smtp`` and ``file`` transports are
+    provided through this same hook.
+
+    Each :class:`notifier.TransportType` names the transport and gives a
+    ``create`` callable that builds it from the whole validated
+    :class:`notifier.config.Config` (plugins usually read their own settings
+    from a file or the environment), plus an optional ``validate`` callable
+    returning configuration problems for ``notifier config check``. The
+    transport opens a ``session()`` per batch of messages; its
+    ``send(message, recipients)`` returns a :class:`notifier.SendOutcome`
+    and raises :class:`notifier.ServerUnavailable` (the whole transport
+    backs off), :class:`notifier.AuthRefused` (likewise), or
+    :class:`notifier.MessageRefused` (this message only). Two plugins
+    returning the same name is an error naming both.
+
+    What the core guarantees to a transport: every message was written to
+    the outbox first; ``session()`` and ``send`` are called from the
+    delivery thread only, never concurrently; a message is retried with
+    exponential backoff until ``[mail] max_age``, and dead-lettered on a
+    permanent refusal.
+
+    :returns: a list of transport types, empty if the plugin provides none.
 
     .. versionadded:: 0.1
     """

@@ -19,6 +19,7 @@ from notifier.config import (
     read_toml,
 )
 from notifier.plugins import Registry, build_registry
+from notifier.transport import check_transport
 
 
 @dataclass(frozen=True)
@@ -49,5 +50,7 @@ def load(path: Path) -> Loaded:
     raw = read_toml(path)
     notifier_settings = parse_notifier_table(raw, path)
     registry = build_registry(notifier_settings.plugin_dirs)
-    config = build_config(raw, path, registry.check_type_map())
+    transports = registry.transport_map()
+    config = build_config(raw, path, registry.check_type_map(), tuple(transports))
+    check_transport(config, transports)
     return Loaded(config, registry)

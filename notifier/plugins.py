@@ -46,11 +46,12 @@ from typing import Final, Literal
 
 import pluggy
 
-from notifier import checks, hookspecs
+from notifier import checks, hookspecs, transports
 from notifier.checks.base import CheckType
 from notifier.dropin import file_problem, folder_problem, import_dropin
 from notifier.errors import PluginError
 from notifier.options import suggest
+from notifier.transport import TransportType
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,17 @@ class CheckTypeInfo:
     """
 
     check_type: CheckType
+    origin: str
+
+
+@dataclass(frozen=True)
+class TransportInfo:
+    """A delivery transport and where it came from, for ``notifier plugins``.
+
+    :param origin: ``built-in``, ``<distribution> <version>`` or a file path.
+    """
+
+    transport_type: TransportType
     origin: str
 
 
@@ -119,10 +131,15 @@ class Registry:
     failures: tuple[PluginError, ...] = ()
     plugins: tuple[PluginInfo, ...] = ()
     disabled: tuple[str, ...] = ()
+    transports: dict[str, TransportInfo] = field(default_factory=dict)
 
     def check_type_map(self) -> dict[str, CheckType]:
         """Return the check types by name, as the config layer wants them."""
         return {name: info.check_type for name, info in self.check_types.items()}
+
+    def transport_map(self) -> dict[str, TransportType]:
+        """Return the delivery transports by name (``[mail] transport``)."""
+        return {name: info.transport_type for name, info in self.transports.items()}
 
 
 @dataclass
@@ -221,6 +238,7 @@ def build_registry(
         _register_dropins(loading, Path(folder), uid)
     _reject_unknown_hooks(loading)
     check_types = _collect_check_types(loading)
+    transport_types = _collect_transports(loading)
 
     for name in sorted(blocked - set(loading.disabled)):
         log.warning("$%s names %r, which is no plugin; ignored", DISABLE_ENV, name)
@@ -234,6 +252,7 @@ def build_registry(
         tuple(loading.failures),
         plugins,
         tuple(loading.disabled),
+        transport_types,
     )
 
 
@@ -253,7 +272,8 @@ def _write_trace(text: str) -> None:
 
 
 def _register_builtins(loading: _Loading) -> None:
-    for module_name in checks.BUILTIN_CHECK_MODULES:
+    builtins = (*checks.BUILTIN_CHECK_MODULES, *transports.BUILTIN_TRANSPORT_MODULES)
+    for module_name in builtins:
         if loading.skip_blocked(module_name):
             continue
         info = PluginInfo(module_name, BUILTIN_ORIGIN, "built-in")
@@ -470,3 +490,63 @@ def _describe(exc: BaseException) -> str:
 
 def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+# Delivery transports (notifier_transports): collected like check types, one
+# plugin at a time, so a broken one is named and the others still count.
+TRANSPORTS_HOOK: Final = "notifier_transports"
+
+
+def _collect_transports(loading: _Loading) -> dict[str, TransportInfo]:
+    """Return every transport the loaded plugins provide, by name.
+
+    :raises PluginError: when two plugins provide the same transport name.
+    """
+    found: dict[str, TransportInfo] = {}
+    found_by: dict[str, PluginInfo] = {}
+    hook = getattr(loading.manager.hook, TRANSPORTS_HOOK)
+    for impl in hook.get_hookimpls():
+        name = loading.manager.get_name(impl.plugin)
+        info = loading.plugins.get(name) if name is not None else None
+        if info is None or impl.wrapper or impl.hookwrapper:
+            continue
+        try:
+            returned = impl.function()
+        except (Exception, SystemExit) as exc:
+            loading.fail(info.label, f"hook {TRANSPORTS_HOOK} raised {_describe(exc)}")
+            continue
+        problem = _transport_contract_problem(returned)
+        if problem is not None or not isinstance(returned, list):
+            loading.fail(info.label, f"hook {TRANSPORTS_HOOK} {problem}")
+            continue
+        for transport_type in returned:
+            earlier = found_by.get(transport_type.name)
+            if earlier is not None:
+                msg = (
+                    f"transport {transport_type.name!r} is also provided by "
+                    f"{earlier.label}; rename one, or disable one plugin with "
+                    f"{DISABLE_ENV}={info.name}"
+                )
+                raise PluginError(info.label, msg)
+            found[transport_type.name] = TransportInfo(transport_type, info.origin)
+            found_by[transport_type.name] = info
+    return found
+
+
+def _transport_contract_problem(returned: object) -> str | None:
+    expected = "expected a list of notifier.TransportType"
+    if not isinstance(returned, list):
+        return f"returned {type(returned).__name__}, {expected}"
+    for index, item in enumerate(returned):
+        if not isinstance(item, TransportType):
+            return (
+                f"returned a list holding {type(item).__name__} at index {index}, "
+                f"{expected}"
+            )
+        name: object = item.name
+        if not isinstance(name, str) or not _TYPE_NAME.fullmatch(name):
+            return f"returned a transport named {name!r}"
+        create: object = item.create
+        if not callable(create):
+            return f"returned transport {name!r} whose create is not callable"
+    return None

@@ -1,0 +1,429 @@
+"""The outbox: a durable on-disk queue of composed messages.
+
+Layout under ``<state_dir>/outbox``::
+
+    <id>.eml          the message, exactly as composed (never rewritten)
+    <id>.json         its metadata: recipients still to reach, attempts,
+                      next try, last error, when it was queued
+    failed/<id>.eml   dead letters: refused for good, or too old,
+    failed/<id>.json  with the reason for each recipient
+    sent.log          Message-IDs delivered lately, one per line (bounded)
+    .lock             taken by whoever delivers or changes entries
+
+Every file is written to a temporary name, fsynced, renamed, and the folder
+fsynced. A message is written before its metadata and deleted before it, so
+a crash at any point leaves either the whole message (an ``.eml`` without
+metadata is picked up as new) or nothing of it (metadata without a message
+is a leftover of a delivery and removed). A crash between sending and
+deleting may send a message twice; nothing loses one.
+
+This module keeps the queue; :mod:`notifier.delivery` decides what to send
+and when.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import email
+import email.policy
+import email.utils
+import fcntl
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Final
+
+from notifier.errors import DataError, UsageError
+
+log = logging.getLogger(__name__)
+
+SENT_LOG_KEEP: Final = 1000
+"""Lines ``sent.log`` keeps; it is trimmed to this when it grows past twice."""
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush ``folder``'s entries (new names, renames, deletions) to disk."""
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old file or the
+    whole new one: temporary file, fsync, rename, fsync of the folder.
+
+    :raises OSError: when it cannot be written (the temporary file is removed).
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_folder(path.parent)
+
+
+def recipients_of(message: EmailMessage) -> tuple[str, ...]:
+    """Return the addresses in ``To``, ``Cc`` and ``Bcc``, each once."""
+    fields = [
+        str(value) for key in ("To", "Cc", "Bcc") for value in message.get_all(key, [])
+    ]
+    seen: dict[str, None] = {}
+    for _, address in email.utils.getaddresses(fields):
+        if address:
+            seen.setdefault(address, None)
+    return tuple(seen)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One queued message's metadata.
+
+    :param id: the file name stem, sortable by creation time.
+    :param created: when it was queued (seconds since the epoch).
+    :param recipients: who still has to get it.
+    :param attempts: how many times it was handed to the transport.
+    :param next_try: not before this time (seconds since the epoch).
+    :param last_error: the last failure, for people.
+    :param subject: the Subject header, for ``notifier queue list``.
+    :param message_id: the Message-ID header.
+    :param retried_at: when ``queue retry`` last made it due again; its age
+        for ``[mail] max_age`` counts from then.
+    :param reasons: for a failed entry, recipient -> why it failed.
+    """
+
+    id: str
+    created: float
+    recipients: tuple[str, ...]
+    attempts: int = 0
+    next_try: float = 0.0
+    last_error: str = ""
+    subject: str = ""
+    message_id: str = ""
+    retried_at: float | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def age(self, now: float) -> float:
+        """Return the seconds this entry has been waiting (since a retry)."""
+        return now - (self.retried_at if self.retried_at is not None else self.created)
+
+    def to_json(self) -> bytes:
+        """Return the metadata as JSON bytes."""
+        return json.dumps(dataclasses.asdict(self), indent=1).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Entry:
+        """Parse metadata written by :meth:`to_json`.
+
+        :raises ValueError: when it is not such metadata.
+        """
+        raw: object = json.loads(data)
+        if not isinstance(raw, dict):
+            msg = "metadata is not a JSON object"
+            raise ValueError(msg)
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {key: value for key, value in raw.items() if key in known}
+        values["recipients"] = tuple(values.get("recipients", ()))
+        values["reasons"] = dict(values.get("reasons", {}))
+        return cls(**values)
+
+
+def _parse(data: bytes) -> EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.SMTP)
+
+
+class Outbox:
+    """The queue in ``folder`` (normally ``<state_dir>/outbox``).
+
+    Methods that take ``now`` never read the clock themselves, so the sender
+    and tests decide what time it is. Methods are safe against a crash at
+    any point; against a concurrent deliverer, hold :meth:`lock`.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.failed_folder = folder / "failed"
+        self.sent_log = folder / "sent.log"
+
+    def _ensure(self) -> None:
+        self.failed_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the outbox lock (between processes too) while delivering or
+        changing entries; waits for the holder to finish."""
+        self._ensure()
+        with (self.folder / ".lock").open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def put(
+        self,
+        message: EmailMessage,
+        recipients: Sequence[str] | None = None,
+        *,
+        now: float | None = None,
+    ) -> Entry:
+        """Queue ``message``; it is on disk when this returns.
+
+        :param recipients: the envelope recipients; by default those of the
+            To, Cc and Bcc headers.
+        :raises DataError: when there is nobody to send it to.
+        :raises OSError: when it cannot be written (nothing is left behind).
+        """
+        created = time.time() if now is None else now
+        targets = (
+            tuple(recipients) if recipients is not None else recipients_of(message)
+        )
+        if not targets:
+            msg = f"message {message.get('Subject', '')!r} has no recipients"
+            raise DataError(msg)
+        self._ensure()
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(created))
+        entry = Entry(
+            id=f"{stamp}-{secrets.token_hex(3)}",
+            created=created,
+            recipients=targets,
+            next_try=created,
+            subject=str(message.get("Subject", "")),
+            message_id=str(message.get("Message-ID", "")),
+        )
+
+        # The message first: an .eml without metadata is still delivered.
+        write_atomically(
+            self._eml(entry.id), message.as_bytes(policy=email.policy.SMTP)
+        )
+        write_atomically(self._meta(entry.id), entry.to_json())
+        log.debug(
+            "outbox: queued %s %r for %s", entry.id, entry.subject, ", ".join(targets)
+        )
+        return entry
+
+    def _eml(self, entry_id: str, failed: bool = False) -> Path:
+        return (self.failed_folder if failed else self.folder) / f"{entry_id}.eml"
+
+    def _meta(self, entry_id: str, failed: bool = False) -> Path:
+        return (self.failed_folder if failed else self.folder) / f"{entry_id}.json"
+
+    def entries(self) -> list[Entry]:
+        """Return every queued entry, oldest first.
+
+        Repairs what a crash left: a message without metadata gets fresh
+        metadata (recipients from its headers); metadata without a message
+        is removed.
+        """
+        return self._scan(failed=False)
+
+    def failed(self) -> list[Entry]:
+        """Return every dead letter, oldest first."""
+        return self._scan(failed=True)
+
+    def _scan(self, *, failed: bool) -> list[Entry]:
+        folder = self.failed_folder if failed else self.folder
+        if not folder.is_dir():
+            return []
+        found: list[Entry] = []
+        names = {path.name for path in folder.iterdir()}
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            stem, _, suffix = name.rpartition(".")
+            if suffix == "json" and f"{stem}.eml" not in names:
+                # The message was delivered and deleted; its metadata went
+                # second and a crash came between.
+                (folder / name).unlink(missing_ok=True)
+            elif suffix == "eml":
+                entry = self._load_entry(stem, failed, has_meta=f"{stem}.json" in names)
+                if entry is not None:
+                    found.append(entry)
+        return sorted(found, key=lambda entry: (entry.created, entry.id))
+
+    def _load_entry(
+        self, entry_id: str, failed: bool, *, has_meta: bool
+    ) -> Entry | None:
+        if has_meta:
+            try:
+                return Entry.from_json(self._meta(entry_id, failed).read_bytes())
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning(
+                    "outbox: metadata of %s unreadable (%s); rebuilt from the message",
+                    entry_id,
+                    exc,
+                )
+        try:
+            message = self.message(entry_id, failed=failed)
+            created = self._eml(entry_id, failed).stat().st_mtime
+        except (OSError, DataError) as exc:
+            log.error("outbox: %s cannot be read (%s); left in place", entry_id, exc)
+            return None
+        entry = Entry(
+            id=entry_id,
+            created=created,
+            recipients=recipients_of(message),
+            next_try=created,
+            subject=str(message.get("Subject", "")),
+            message_id=str(message.get("Message-ID", "")),
+        )
+        write_atomically(self._meta(entry_id, failed), entry.to_json())
+        return entry
+
+    def message(self, entry_id: str, *, failed: bool = False) -> EmailMessage:
+        """Return the queued message itself.
+
+        :raises DataError: when it cannot be read or parsed.
+        """
+        path = self._eml(entry_id, failed)
+        try:
+            return _parse(path.read_bytes())
+        except OSError as exc:
+            msg = f"outbox: cannot read {path}: {exc}"
+            raise DataError(msg) from exc
+
+    def update(self, entry: Entry) -> None:
+        """Write ``entry``'s new metadata (after an attempt)."""
+        if self._eml(entry.id).exists():
+            write_atomically(self._meta(entry.id), entry.to_json())
+
+    def remove(self, entry_id: str, *, failed: bool = False) -> None:
+        """Delete an entry: the message first, then its metadata."""
+        self._eml(entry_id, failed).unlink(missing_ok=True)
+        self._meta(entry_id, failed).unlink(missing_ok=True)
+        fsync_folder(self.failed_folder if failed else self.folder)
+
+    def record_sent(self, entry: Entry, now: float) -> None:
+        """Append ``entry``'s Message-ID to ``sent.log``, trimming it when long."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        line = f"{stamp} {entry.message_id or entry.id}\n"
+        with self.sent_log.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+        lines = self.sent_log.read_text(encoding="utf-8").splitlines(keepends=True)
+        if len(lines) > 2 * SENT_LOG_KEEP:
+            write_atomically(self.sent_log, "".join(lines[-SENT_LOG_KEEP:]).encode())
+
+    def sent(self) -> list[str]:
+        """Return the lines of ``sent.log``, oldest first."""
+        if not self.sent_log.exists():
+            return []
+        return self.sent_log.read_text(encoding="utf-8").splitlines()
+
+    def dead_letter(
+        self, entry: Entry, recipients: Sequence[str], reason: str, now: float
+    ) -> Entry | None:
+        """Move ``recipients`` of ``entry`` to ``failed/`` with ``reason``.
+
+        The others stay queued. The dead letter is written before the queued
+        entry changes, so a crash leaves a copy too many, never none.
+
+        :returns: the entry still queued, or ``None`` when nobody is left.
+        """
+        self._ensure()
+        failed_meta = self._meta(entry.id, failed=True)
+        previous = None
+        if failed_meta.exists():
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                previous = Entry.from_json(failed_meta.read_bytes())
+        reasons = dict(previous.reasons) if previous else {}
+        reasons.update({recipient: reason for recipient in recipients})
+        kept = previous.recipients if previous else ()
+        dead = dataclasses.replace(
+            entry,
+            recipients=tuple(dict.fromkeys((*kept, *recipients))),
+            last_error=reason,
+            next_try=now,
+            reasons=reasons,
+        )
+        if not self._eml(entry.id, failed=True).exists():
+            write_atomically(
+                self._eml(entry.id, failed=True), self._eml(entry.id).read_bytes()
+            )
+        write_atomically(failed_meta, dead.to_json())
+
+        remaining = tuple(r for r in entry.recipients if r not in recipients)
+        if not remaining:
+            self.remove(entry.id)
+            return None
+        still = dataclasses.replace(entry, recipients=remaining)
+        self.update(still)
+        return still
+
+    def find(self, entry_id: str) -> tuple[Entry, bool]:
+        """Return the entry called ``entry_id`` (or a unique prefix of it) and
+        whether it is a dead letter.
+
+        :raises UsageError: when no entry, or more than one, matches; the
+            message lists the known ids.
+        """
+        candidates = [(entry, False) for entry in self.entries()]
+        candidates += [(entry, True) for entry in self.failed()]
+        exact = [c for c in candidates if c[0].id == entry_id]
+        matches = exact or [c for c in candidates if c[0].id.startswith(entry_id)]
+        if len(matches) == 1:
+            return matches[0]
+        known = (
+            ", ".join(entry.id for entry, _ in candidates)
+            or "none (the outbox is empty)"
+        )
+        if matches:
+            several = ", ".join(entry.id for entry, _ in matches)
+            msg = f"{entry_id!r} matches more than one message: {several}"
+        else:
+            msg = f"no message {entry_id!r} in the outbox; known: {known}"
+        raise UsageError(msg)
+
+    def retry(self, entry_id: str, now: float) -> Entry:
+        """Make one message due now; a dead letter goes back in the queue for
+        the recipients it failed for.
+
+        :raises UsageError: when there is no such entry.
+        """
+        entry, failed = self.find(entry_id)
+        again = dataclasses.replace(
+            entry, next_try=now, retried_at=now, reasons={}, last_error=entry.last_error
+        )
+        if not failed:
+            self.update(again)
+            return again
+        if self._eml(entry.id).exists():
+            # Some recipients are still queued: add the failed ones back.
+            queued = Entry.from_json(self._meta(entry.id).read_bytes())
+            again = dataclasses.replace(
+                queued,
+                recipients=tuple(
+                    dict.fromkeys((*queued.recipients, *entry.recipients))
+                ),
+                next_try=now,
+                retried_at=now,
+            )
+        else:
+            write_atomically(
+                self._eml(entry.id), self._eml(entry.id, failed=True).read_bytes()
+            )
+        write_atomically(self._meta(entry.id), again.to_json())
+        self.remove(entry.id, failed=True)
+        return again
+
+    def drop(self, entry_id: str) -> tuple[Entry, bool]:
+        """Delete one message (queued or dead letter) and return what it was.
+
+        :raises UsageError: when there is no such entry.
+        """
+        entry, failed = self.find(entry_id)
+        self.remove(entry.id, failed=failed)
+        return entry, failed
