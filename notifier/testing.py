@@ -39,6 +39,7 @@ from notifier.checks.base import Check, CheckContext, CheckType, Result
 from notifier.config import COMMON_OPTIONS
 from notifier.errors import ConfigError, ConfigProblem, PluginError
 from notifier.options import validate_table
+from notifier.runner import run_check
 
 DEFAULT_HOSTNAME: Final = "test-host"
 _loaded_files = itertools.count(1)
@@ -62,7 +63,7 @@ class CheckHarness:
 
         Call it again to test what a check remembers between runs.
         """
-        return self.check.run()
+        return run_check(self.check, self.context.timeout, self.context.name)
 
 
 def load_plugin_file(path: Path) -> ModuleType:
