@@ -40,11 +40,21 @@ STATE_DIR_MODE: Final = 0o700
 SUMMARY_WIDTH: Final = 300
 """Longest reason kept from an exception message."""
 
+
+@dataclass
+class _Stuck:
+    """A run abandoned after its timeout, still going in ``thread``."""
+
+    thread: threading.Thread
+    since: float
+    skips: int = 0
+
+
 # Threads of runs that timed out and were abandoned, by id() of their check.
 # While one is alive its check is not started again: one stuck run per check
 # at most, and no two runs of a check ever overlap. An entry holds the check
 # (through the thread's target) so its id() cannot be reused meanwhile.
-_abandoned: dict[int, tuple[threading.Thread, float]] = {}
+_abandoned: dict[int, _Stuck] = {}
 _abandoned_lock = threading.Lock()
 
 
@@ -71,12 +81,23 @@ def run_check(check: Check, timeout: float, name: str) -> Result:
     """
     with _abandoned_lock:
         stuck = _abandoned.get(id(check))
-    if stuck is not None and stuck[0].is_alive():
-        since = format_duration(round(time.monotonic() - stuck[1]))
-        log.warning("check %r is still stuck in a run abandoned %s ago", name, since)
+        if stuck is not None and not stuck.thread.is_alive():
+            del _abandoned[id(check)]
+            stuck = None
+    if stuck is not None:
+        elapsed = time.monotonic() - stuck.since
+        since = f"{format_duration(round(elapsed))} ago" if elapsed >= 1 else "just now"
+        stuck.skips += 1
+        # Said once per stuck run; every tick after that would only repeat it.
+        log.log(
+            logging.WARNING if stuck.skips == 1 else logging.DEBUG,
+            "check %r not started: its run abandoned %s is still going",
+            name,
+            since,
+        )
         return Result.unknown(
-            f"check not started: its previous run timed out {since} ago and "
-            "has not returned yet"
+            f"check not started: its previous run timed out {since} and has "
+            "not returned yet"
         )
 
     # Limitation: Python cannot kill a thread. A run past its timeout keeps
@@ -87,7 +108,7 @@ def run_check(check: Check, timeout: float, name: str) -> Result:
     worker.join(timeout)
     if worker.is_alive():
         with _abandoned_lock:
-            _abandoned[id(check)] = (worker, time.monotonic())
+            _abandoned[id(check)] = _Stuck(worker, time.monotonic())
         log.warning(
             "check %r timed out after %s; its run is abandoned",
             name,
@@ -101,8 +122,10 @@ def run_check(check: Check, timeout: float, name: str) -> Result:
 
 
 def _start(
-    function: Callable[[], object], thread_name: str, check: object
+    function: Callable[[], object], thread_name: str, key: object
 ) -> tuple[_Outcome, threading.Thread]:
+    """Call ``function`` in a daemon thread; ``key`` is the object whose
+    abandoned-run entry the thread clears when it finally ends."""
     outcome = _Outcome()
 
     def work() -> None:
@@ -112,9 +135,9 @@ def _start(
             outcome.error = exc
         finally:
             with _abandoned_lock:
-                entry = _abandoned.get(id(check))
-                if entry is not None and entry[0] is threading.current_thread():
-                    del _abandoned[id(check)]
+                entry = _abandoned.get(id(key))
+                if entry is not None and entry.thread is threading.current_thread():
+                    del _abandoned[id(key)]
 
     worker = threading.Thread(target=work, name=thread_name, daemon=True)
     worker.start()

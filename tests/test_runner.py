@@ -105,6 +105,26 @@ def test_hanging_check_times_out_as_unknown_and_is_not_restarted_while_stuck():
     assert after_release == Result(Status.OK, "finally done")
 
 
+def test_stuck_check_is_reported_once_then_quietly(caplog):
+    caplog.set_level(logging.DEBUG, logger="notifier.runner")
+    check = Hanging()
+    run_check(check, 0.1, "sleeper")
+    caplog.clear()
+
+    for _ in range(3):
+        result = run_check(check, 0.1, "sleeper")
+    check.release.set()
+
+    skipped = [r for r in caplog.records if "not started" in r.getMessage()]
+    assert [r.levelno for r in skipped] == [
+        logging.WARNING,
+        logging.DEBUG,
+        logging.DEBUG,
+    ]
+    assert result.summary.startswith("check not started: its previous run timed out")
+    assert result.summary.endswith(" and has not returned yet")
+
+
 def test_timeout_is_written_the_human_way():
     check = Hanging()
 

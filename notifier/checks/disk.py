@@ -1,8 +1,9 @@
 """The built-in ``disk`` check: space and inodes used on one filesystem.
 
-Space comes from ``psutil.disk_usage`` (the numbers ``df`` shows: the percent
-counts the blocks reserved for root as not free), inodes from
-``os.statvfs``. Registered through the public hook like any plugin.
+Space comes from ``psutil.disk_usage``, the numbers ``df`` shows: the percent
+is of the space ordinary users can fill, so blocks reserved for root count as
+neither used nor free and 100% means only root can still write. Inodes come
+from ``os.statvfs``. Registered through the public hook like any plugin.
 """
 
 from __future__ import annotations
