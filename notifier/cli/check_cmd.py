@@ -239,11 +239,10 @@ def reserved_stdout() -> Iterator[TextIO]:
     thread before any check starts, is sound where swapping ``sys.stdout``
     around each run is not: that is process-wide and would race between
     checks running at once.
-
-    Limitation: a check abandoned after its timeout that prints in the
-    instant between the restore at the end and the process exiting writes
-    to the real stdout.
     """
+    # Limitation: a check abandoned after its timeout that prints in the
+    # instant between the restore below and the process exiting writes to
+    # the real stdout, after the table or JSON.
     sys.stdout.flush()
     try:
         saved = os.dup(1)
