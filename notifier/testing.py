@@ -167,9 +167,12 @@ def make_check(
     :param timeout: seconds, overriding the ``timeout`` option.
     :raises ConfigError: with every problem in ``options``, worded as the
         config layer words them.
-    :raises PluginError: see :func:`check_type_from`.
+    :raises PluginError: see :func:`check_type_from`; also when the type
+        declares an option that every check already has (``timeout``,
+        ``within``...), which the config layer would never pass on.
     """
     check_type = check_type_from(source, type_name)
+    _refuse_clashes(check_type)
     values, problems = validate_table(options, (*COMMON_OPTIONS, *check_type.options))
     if problems:
         location = f'[[check]] "{name}"'
@@ -187,6 +190,22 @@ def make_check(
         timeout=timeout if timeout is not None else float(values["timeout"]),
     )
     return CheckHarness(check_type.create(context), context, check_type)
+
+
+def _refuse_clashes(check_type: CheckType) -> None:
+    """Fail when the type declares an option the core already declares.
+
+    The config layer would validate such a key as the common option, so the
+    check would never see the value its author meant.
+    """
+    common = {option.name for option in COMMON_OPTIONS}
+    clashes = sorted(common & {option.name for option in check_type.options})
+    if clashes:
+        msg = (
+            f"check type {check_type.name!r} declares {', '.join(map(repr, clashes))}, "
+            "which every check already has; rename the option"
+        )
+        raise PluginError(check_type.name, msg)
 
 
 def run_check_type(

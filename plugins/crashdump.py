@@ -7,9 +7,9 @@ Copy this file into a folder named in ``[notifier] plugin_dirs``, then::
     type = "crashdump"
     folder = "/var/crash"
     pattern = "*.crash"
-    within = "1d"
+    recent = "1d"
 
-Any file matching ``pattern`` in ``folder`` modified within ``within`` makes
+Any file matching ``pattern`` in ``folder`` modified within ``recent`` makes
 the check ``status`` (CRITICAL by default). The newest one goes in
 ``Result.attachments``, so the alert email carries it (its tail, size-capped
 and compressed by the mail side); the others are listed as evidence.
@@ -35,7 +35,7 @@ OPTIONS: Final = (
     Option("folder", "path", Path("/var/crash"), "Folder where dumps are written."),
     Option("pattern", "str", "*", "Glob of the dump files' names, such as '*.crash'."),
     Option(
-        "within",
+        "recent",
         "duration",
         86400.0,
         "Dumps modified this recently count; older ones are history.",
@@ -57,7 +57,7 @@ class CrashDumpCheck:
     def __init__(self, context: CheckContext) -> None:
         self.folder: Path = context.options["folder"]
         self.pattern: str = context.options["pattern"]
-        self.within: float = context.options["within"]
+        self.recent_for: float = context.options["recent"]
         self.bad_status = Status[context.options["status"].upper()]
         self.seen_file = context.state_dir / "newest-seen"
 
@@ -68,13 +68,13 @@ class CrashDumpCheck:
 
         now = time.time()
         dumps = self.dumps()
-        recent = [dump for dump in dumps if now - dump[0] <= self.within]
+        recent = [dump for dump in dumps if now - dump[0] <= self.recent_for]
         new = [dump for dump in dumps if dump[0] > self.newest_seen()]
         if dumps:
             self.seen_file.write_text(repr(dumps[0][0]))
         metrics = {"recent_dumps": float(len(recent)), "new_dumps": float(len(new))}
 
-        period = format_duration(self.within)
+        period = format_duration(self.recent_for)
         if not recent:
             summary = f"no crash dump in {self.folder} in the last {period}"
             return Result(Status.OK, summary, metrics, 0.0)

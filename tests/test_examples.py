@@ -231,7 +231,10 @@ def test_crashdump_attaches_the_newest_recent_dump(registry, tmp_path):
     make_dump(dumps, "notes.txt", age=10)
 
     result = run_example(
-        registry, "crashdump", {"folder": str(dumps), "pattern": "*.crash"}, tmp_path
+        registry,
+        "crashdump",
+        {"folder": str(dumps), "pattern": "*.crash", "recent": "1d"},
+        tmp_path,
     )
 
     assert result.status is Status.CRITICAL

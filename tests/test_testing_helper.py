@@ -201,3 +201,15 @@ def test_run_goes_through_the_daemons_runner(tmp_path):
     result = run_check_type(broken, {}, tmp_path=tmp_path)
 
     assert result == Result(Status.UNKNOWN, "check raised OSError: no such device")
+
+
+def test_option_clashing_with_a_common_option_is_a_plugin_error(tmp_path):
+    clashing = CheckType("clash", lambda context: None, (Option("within", "str"),))
+
+    with pytest.raises(PluginError) as caught:
+        run_check_type(clashing, {}, tmp_path=tmp_path)
+
+    assert str(caught.value) == (
+        "plugin clash: check type 'clash' declares 'within', which every check "
+        "already has; rename the option"
+    )
