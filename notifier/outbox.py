@@ -159,6 +159,11 @@ class Outbox:
         self.failed_folder = folder / "failed"
         self.sent_log = folder / "sent.log"
 
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> Outbox:
+        """Return the outbox of a state folder: ``<state_dir>/outbox``."""
+        return cls(state_dir / "outbox")
+
     def _ensure(self) -> None:
         self.failed_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
 

@@ -22,6 +22,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "notifier.cli.check_cmd",
     "notifier.cli.config_cmd",
     "notifier.cli.plugins_cmd",
+    "notifier.cli.queue_cmd",
+    "notifier.cli.test_send_cmd",
 )
 
 
