@@ -117,11 +117,16 @@ class StepPrinter(SmtpObserver):
                 )
                 self.warnings.append(warning)
         _say("cert", f"subject {info.subject}")
+        if info.names:
+            _say("", f"names {', '.join(info.names)}")
         _say("", f"issuer {info.issuer}")
         _say("", f"expires {expires}")
 
     def ehlo(self, features: dict[str, str]) -> None:
-        shown = [f"{name.upper()} {value}".strip() for name, value in features.items()]
+        shown = [
+            " ".join(f"{name.upper()} {value}".split())
+            for name, value in features.items()
+        ]
         _say("EHLO", ", ".join(shown) or "(no extensions)")
         auth = features.get("auth", "").split()
         if "starttls" not in features or auth:

@@ -66,6 +66,7 @@ class TlsInfo:
     issuer: str
     not_after: datetime | None
     verified: bool
+    names: tuple[str, ...] = ()
 
 
 class SmtpObserver:
@@ -197,6 +198,7 @@ def _tls_info(client: smtplib.SMTP, verified: bool) -> TlsInfo:
         issuer=_name_of(cert.get("issuer")),
         not_after=not_after,
         verified=verified,
+        names=tuple(str(value) for _, value in cert.get("subjectAltName", ())),
     )
 
 
