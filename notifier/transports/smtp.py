@@ -198,8 +198,14 @@ def _tls_info(client: smtplib.SMTP, verified: bool) -> TlsInfo:
         issuer=_name_of(cert.get("issuer")),
         not_after=not_after,
         verified=verified,
-        names=tuple(str(value) for _, value in cert.get("subjectAltName", ())),
+        names=_alt_names(cert.get("subjectAltName")),
     )
+
+
+def _alt_names(entries: Any) -> tuple[str, ...]:
+    if not isinstance(entries, tuple):
+        return ()
+    return tuple(str(entry[1]) for entry in entries if len(entry) == 2)
 
 
 def _name_of(rdns: Any) -> str:
