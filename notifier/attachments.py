@@ -212,6 +212,9 @@ def _prepare_one(
     maintype, subtype, is_text = _content_type(name, data)
     cut = len(data) < size
 
+    # Limitation: binary content (a core file, a compressed log) is attached
+    # unmasked; secrets inside compressed or binary data cannot be found by a
+    # text pattern, so such files go out only when a user names them.
     if not is_text:
         if cut:
             msg = (

@@ -140,6 +140,8 @@ class Redactor:
         :param text: any text.
         :returns: the masked text and the number of values masked.
         """
+        # Limitation: a secret split over two lines (a folded header, a
+        # wrapped JSON document) is not recognised; every shape is one line.
         text, count = self._everything.redact(text)
         for pattern in self._separate:
             text, found = _redact_alone(pattern, text)
