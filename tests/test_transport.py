@@ -555,3 +555,23 @@ def test_login_without_any_password_is_a_config_error(
     assert "no password is configured" in str(caught.value)
     assert server.logins == []
     assert os.environ.get("CREDENTIALS_DIRECTORY") is None
+
+
+def test_message_over_the_advertised_size_is_shrunk_not_refused(
+    smtp_server, ca_file, tmp_path
+):
+    server = smtp_server(tls="implicit", data_size_limit=40_000)
+    transport = transport_for(
+        write_config(tmp_path, smtp=smtp_table(server, ca_file, tmp_path))
+    )
+    message = make_message("big log")
+    log_text = "".join(f"line {number} of a noisy log\n" for number in range(10_000))
+    message.add_attachment(log_text, filename="app.log")
+
+    outcome = send_one(transport, message)
+
+    assert outcome.delivered == ("ops@example.test",)
+    [received] = server.messages
+    assert len(received.content) <= 40_000
+    body = received.message().get_body(("plain",)).get_content()
+    assert "Too large for the mail server" in body
