@@ -92,6 +92,7 @@ class HttpCheck:
                 response.read(BODY_LIMIT)
                 code = response.status
         except urllib.error.HTTPError as error:
+            error.close()  # it holds the connection open
             code = error.code
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             return Result(Status.CRITICAL, f"{self.url}: {_reason(error)}")

@@ -25,18 +25,30 @@ import sysconfig
 import textwrap
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
+from notifier import MessageRefused, ServerUnavailable
 from notifier.checks.base import Status
+from notifier.compose import compose_alert
+from notifier.config import MailSettings, build_config
+from notifier.events import AlertEvent, EventKind
 from notifier.plugins import Registry, build_registry
 from notifier.testing import load_plugin_file, make_check, run_check_type
+from notifier.transport import FailureKind
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "plugins"
 PACKAGE = EXAMPLES / "notifier-example"
-DROPINS = ("http_check.py", "systemd_failed.py", "crashdump.py")
+DROPINS = (
+    "http_check.py",
+    "systemd_failed.py",
+    "crashdump.py",
+    "webhook_transport.py",
+)
 
 
 def safe_plugin_dir(tmp_path: Path, files: dict[str, str] | None = None) -> Path:
@@ -562,3 +574,182 @@ def test_plugin_writing_to_stdout_does_not_corrupt_check_json(tmp_path):
     assert "noisy" in json.dumps(report)
     assert "check raised RuntimeError: disk exploded" in json.dumps(report)
     assert checked.returncode == Status.UNKNOWN
+
+
+# --- the webhook transport ----------------------------------------------------
+
+
+class _HookHandler(http.server.BaseHTTPRequestHandler):
+    """Records each POST; the fixture gives every server its own list."""
+
+    received: ClassVar[list[tuple[str, dict, dict]]]
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, dict(self.headers), json.loads(body)))
+        code = {"/down": 503, "/busy": 429, "/bad": 400}.get(self.path, 200)
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture
+def hook_server():
+    received: list[tuple[str, dict, dict]] = []
+    handler = type("Handler", (_HookHandler,), {"received": received})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+    server.server_close()
+
+
+def webhook_config():
+    return build_config({"mail": {"transport": "webhook"}}, None, {}, ("webhook",))
+
+
+def alert_message():
+    now = datetime.now(UTC)
+    event = AlertEvent(
+        kind=EventKind.PROBLEM,
+        check="root-disk",
+        check_type="disk",
+        host="web-1",
+        status=Status.CRITICAL,
+        previous_status=None,
+        summary="/ is 91% full",
+        since=now,
+        at=now,
+        evidence=("biggest: /var/log/huge.log",),
+    )
+    return compose_alert(
+        [event],
+        MailSettings(sender="notifier@web-1"),
+        hostname="web-1",
+        recipients=["ops@example.org"],
+        now=now,
+    )
+
+
+def test_webhook_transport_loads_from_a_plugin_folder(registry):
+    info = registry.transports["webhook"]
+
+    assert Path(info.origin).name == "webhook_transport.py"
+
+
+def test_webhook_posts_the_alert_as_json(registry, hook_server, monkeypatch):
+    url, received = hook_server
+    monkeypatch.setenv("NOTIFIER_WEBHOOK_URL", f"{url}/hooks/secret-id")
+    monkeypatch.setenv("NOTIFIER_WEBHOOK_TOKEN", "t0ken")
+    transport = registry.transports["webhook"].transport_type.create(webhook_config())
+
+    with transport.session() as session:
+        outcome = session.send(alert_message(), ["ops@example.org"])
+
+    assert outcome.delivered == ("ops@example.org",)
+    ((path, headers, posted),) = received
+    assert path == "/hooks/secret-id"
+    assert headers["Authorization"] == "Bearer t0ken"
+    assert headers["Content-Type"] == "application/json"
+    assert (posted["check"], posted["status"], posted["host"]) == (
+        "root-disk",
+        "CRITICAL",
+        "web-1",
+    )
+    assert posted["to"] == ["ops@example.org"]
+    assert "/ is 91% full" in posted["subject"]
+    assert "biggest: /var/log/huge.log" in posted["text"]
+    assert transport.describe() == "webhook http://127.0.0.1"  # no secret path
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "kind"),
+    [
+        ("/down", ServerUnavailable, FailureKind.TRANSIENT),
+        ("/busy", ServerUnavailable, FailureKind.TRANSIENT),
+        ("/bad", MessageRefused, FailureKind.PERMANENT),
+    ],
+)
+def test_webhook_failures_are_sorted_for_the_outbox(
+    registry, hook_server, monkeypatch, path, error, kind
+):
+    url, _ = hook_server
+    monkeypatch.setenv("NOTIFIER_WEBHOOK_URL", f"{url}{path}")
+    transport = registry.transports["webhook"].transport_type.create(webhook_config())
+
+    with pytest.raises(error) as caught, transport.session() as session:
+        session.send(alert_message(), ["ops@example.org"])
+
+    assert caught.value.kind is kind
+    assert str(caught.value).startswith("webhook http://127.0.0.1: answered ")
+
+
+def test_webhook_unreachable_is_transient(registry, monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("NOTIFIER_WEBHOOK_URL", f"http://127.0.0.1:{port}/")
+    transport = registry.transports["webhook"].transport_type.create(webhook_config())
+
+    with pytest.raises(ServerUnavailable) as caught, transport.session() as session:
+        session.send(alert_message(), ["ops@example.org"])
+
+    assert "Connection refused" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [(None, "which is not set"), ("ftp://example.org/", "is not an http")],
+)
+def test_webhook_without_a_usable_url_is_a_config_problem(
+    registry, monkeypatch, url, complaint
+):
+    if url is None:
+        monkeypatch.delenv("NOTIFIER_WEBHOOK_URL", raising=False)
+    else:
+        monkeypatch.setenv("NOTIFIER_WEBHOOK_URL", url)
+    validate = registry.transports["webhook"].transport_type.validate
+
+    (problem,) = validate(webhook_config())
+
+    assert problem.location == "mail"
+    assert problem.key == "transport"
+    assert complaint in problem.message
+
+
+@pytest.mark.slow
+def test_test_send_goes_out_through_the_webhook(tmp_path, hook_server):
+    url, received = hook_server
+    folder = safe_plugin_dir(tmp_path)
+    config = tmp_path / "notifier.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            [notifier]
+            state_dir = "{tmp_path / "state"}"
+            plugin_dirs = ["{folder}"]
+
+            [mail]
+            transport = "webhook"
+            to = ["ops@example.org"]
+            """
+        )
+    )
+    environment = {**os.environ, "NOTIFIER_WEBHOOK_URL": f"{url}/hook"}
+
+    sent = subprocess.run(
+        [sys.executable, "-m", "notifier", "test-send", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
+
+    assert sent.returncode == 0, sent.stderr
+    ((path, _, posted),) = received
+    assert path == "/hook"
+    assert posted["kind"] == "TEST"
+    assert posted["to"] == ["ops@example.org"]
