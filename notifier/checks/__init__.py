@@ -8,4 +8,5 @@ BUILTIN_CHECK_MODULES: tuple[str, ...] = (
     "notifier.checks.memory",
     "notifier.checks.load",
     "notifier.checks.command",
+    "notifier.checks.logscan",
 )
