@@ -17,7 +17,6 @@ masked: smtplib's own debug output would print the base64 credentials.
 
 from __future__ import annotations
 
-import email.policy
 import logging
 import smtplib
 import ssl
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from notifier import hookimpl
+from notifier.compose import message_size, shrink_to_fit
 from notifier.config import Config, SmtpSettings
 from notifier.errors import ConfigError, ConfigProblem
 from notifier.secrets import Secret, password_problems, resolve_password
@@ -426,8 +426,7 @@ class SmtpSession:
         client = self._client
         transport = self._transport
         where = f"smtp {transport.settings.host}:{transport.port}"
-        message = self._fit(message)
-        size = len(message.as_bytes(policy=email.policy.SMTP))
+        message, size = self._fit(message)
         sender = message.get("From", "")
         transport.observer.sending(str(sender), recipients, size)
 
@@ -464,15 +463,12 @@ class SmtpSession:
         transport.observer.sent(outcome)
         return outcome
 
-    def _fit(self, message: EmailMessage) -> EmailMessage:
-        limit = self.size_limit
-        if limit is None or len(message.as_bytes(policy=email.policy.SMTP)) <= limit:
-            return message
-        # Imported here: compose is the mail side's heavier half and only
-        # needed for the rare oversized message.
-        from notifier.compose import shrink_to_fit
-
-        return shrink_to_fit(message, limit)
+    def _fit(self, message: EmailMessage) -> tuple[EmailMessage, int]:
+        size = message_size(message)
+        if self.size_limit is None or size <= self.size_limit:
+            return message, size
+        shrunk = shrink_to_fit(message, self.size_limit)
+        return shrunk, message_size(shrunk)
 
 
 def _closed(where: str, refused: dict[str, tuple[int, bytes]]) -> ServerUnavailable:
