@@ -35,7 +35,9 @@ from notifier import MessageRefused, ServerUnavailable
 from notifier.checks.base import Status
 from notifier.compose import compose_alert
 from notifier.config import MailSettings, build_config
+from notifier.delivery import Sender
 from notifier.events import AlertEvent, EventKind
+from notifier.outbox import Outbox
 from notifier.plugins import Registry, build_registry
 from notifier.testing import load_plugin_file, make_check, run_check_type
 from notifier.transport import FailureKind
@@ -719,6 +721,38 @@ def test_webhook_without_a_usable_url_is_a_config_problem(
     assert problem.location == "mail"
     assert problem.key == "transport"
     assert complaint in problem.message
+
+
+@pytest.mark.parametrize(
+    ("path", "sent", "left", "dead"),
+    [("/hook", 1, 0, 0), ("/down", 0, 1, 0), ("/bad", 0, 0, 1)],
+)
+def test_outbox_delivers_through_the_webhook_like_through_smtp(
+    registry, hook_server, monkeypatch, tmp_path, path, sent, left, dead
+):
+    url, received = hook_server
+    monkeypatch.setenv("NOTIFIER_WEBHOOK_URL", f"{url}{path}")
+    config = build_config(
+        {
+            "notifier": {"state_dir": str(tmp_path / "state")},
+            "mail": {"transport": "webhook"},
+        },
+        None,
+        {},
+        ("webhook",),
+    )
+    transport = registry.transports["webhook"].transport_type.create(config)
+    outbox = Outbox.in_state_dir(config.notifier.state_dir)
+    outbox.put(alert_message(), ["ops@example.org"])
+
+    report = Sender(config, transport, outbox).deliver_due()
+
+    assert len(received) == 1
+    assert (len(report.sent), len(outbox.entries()), len(outbox.failed())) == (
+        sent,
+        left,
+        dead,
+    )
 
 
 @pytest.mark.slow
