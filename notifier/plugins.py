@@ -48,6 +48,7 @@ import pluggy
 
 from notifier import checks, hookspecs, transports
 from notifier.checks.base import CheckType
+from notifier.config import COMMON_OPTIONS
 from notifier.dropin import file_problem, folder_problem, import_dropin
 from notifier.errors import PluginError
 from notifier.options import suggest
@@ -55,6 +56,7 @@ from notifier.transport import TransportType
 
 log = logging.getLogger(__name__)
 
+_COMMON_NAMES: Final = frozenset(option.name for option in COMMON_OPTIONS)
 BUILTIN_ORIGIN: Final = "built-in"
 ENTRY_POINT_GROUP: Final = "notifier"
 DISABLE_ENV: Final = "NOTIFIER_DISABLE_PLUGINS"
@@ -461,6 +463,15 @@ def _contract_problem(returned: object) -> str | None:
             return f"returned check type {name!r} twice"
         if not callable(create):
             return f"returned check type {name!r} whose create is not callable"
+        # The config layer reads such a key as the common option, so the check
+        # would never see the value its author meant.
+        clashes = sorted(_COMMON_NAMES & {option.name for option in item.options})
+        if clashes:
+            return (
+                f"returned check type {name!r} declaring "
+                f"{', '.join(map(repr, clashes))}, which every check already has; "
+                "rename the option"
+            )
         names.add(name)
     return None
 

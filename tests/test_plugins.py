@@ -310,6 +310,11 @@ def test_failures_are_logged_at_error_one_line_each(tmp_path, caplog):
             "hook_raises.py",
             "hook notifier_check_types raised ValueError: hook exploded on purpose",
         ),
+        (
+            "clashing_option.py",
+            "returned check type 'fixture_clash' declaring 'timeout', which every "
+            "check already has; rename the option",
+        ),
     ],
 )
 def test_hook_breaking_the_contract_is_a_failure_naming_plugin_and_hook(
