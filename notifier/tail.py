@@ -530,8 +530,8 @@ class Tailer:
         copy = self._find_by_content(position)
         if copy is not None:
             event = (
-                f"{position.origin} was truncated; read the rest of its copy "
-                f"{copy.label} first"
+                f"{position.origin} was truncated or replaced; read the rest of "
+                f"its old content in {copy.label} first"
             )
             self._read_copy(position, copy, scan, budget, report)
         else:
