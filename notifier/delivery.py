@@ -47,6 +47,7 @@ from notifier.transport import (
     FailureKind,
     MessageRefused,
     SendOutcome,
+    ServerUnavailable,
     Session,
     Transport,
 )
@@ -250,6 +251,15 @@ class Sender:
                     note = None
         except (DeliveryError, ConfigError) as exc:
             return self._transport_failed(exc, status, now, report)
+        except Exception as exc:
+            # A plugin's transport broke the contract (raised something else):
+            # treat it as the transport being down, so the delivery thread
+            # lives on and the messages wait.
+            log.debug(
+                "delivery via %s raised", self.transport.describe(), exc_info=True
+            )
+            msg = f"{self.transport.describe()} raised {type(exc).__name__}: {exc}"
+            return self._transport_failed(ServerUnavailable(msg), status, now, report)
 
         if status.failing_since is not None:
             log.warning(

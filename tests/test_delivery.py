@@ -395,3 +395,39 @@ def test_message_survives_sigkill_and_goes_out_after_restart(
 
     assert flushed.returncode == 0, flushed.stderr
     assert subjects(server) == ["survives a kill"]
+
+
+class BrokenTransport:
+    """A plugin transport that breaks the contract by raising a plain error."""
+
+    def describe(self):
+        return "broken plugin"
+
+    def session(self):
+        raise RuntimeError("bug in the plugin")
+
+
+def test_a_transport_raising_anything_is_a_failure_not_a_crash(tmp_path):
+    clock = Clock()
+    loaded = load(write_config(tmp_path))
+    outbox = Outbox.in_state_dir(loaded.config.notifier.state_dir)
+    sender = Sender(loaded.config, BrokenTransport(), outbox, clock=clock)
+    outbox.put(make_message(), now=clock.now)
+
+    report = sender.deliver_due()
+
+    assert "broken plugin raised RuntimeError: bug in the plugin" in report.error
+    assert len(outbox.entries()) == 1
+    assert sender.next_wakeup() == read_status(tmp_path / "state").next_try > clock.now
+
+
+def test_next_wakeup_follows_the_earliest_message(tmp_path):
+    clock = Clock()
+    sender, outbox = make_sender(
+        write_config(tmp_path, mail={"transport": "file"}), clock
+    )
+    assert sender.next_wakeup() is None
+
+    outbox.put(make_message(), now=clock.now + 30)
+
+    assert sender.next_wakeup() == clock.now + 30
