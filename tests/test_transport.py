@@ -575,3 +575,14 @@ def test_message_over_the_advertised_size_is_shrunk_not_refused(
     assert len(received.content) <= 40_000
     body = received.message().get_body(("plain",)).get_content()
     assert "Too large for the mail server" in body
+
+
+@pytest.mark.parametrize(
+    ("security", "port"), [("ssl", 465), ("starttls", 587), ("none", 25)]
+)
+def test_port_zero_means_the_usual_port_of_the_security_mode(security, port):
+    from notifier.config import SmtpSettings
+
+    transport = SmtpTransport(SmtpSettings(security=security), "web-1")
+
+    assert transport.describe() == f"smtp localhost:{port} ({security})"
