@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "notifier.cli.config_cmd",
     "notifier.cli.plugins_cmd",
     "notifier.cli.queue_cmd",
+    "notifier.cli.silence_cmd",
     "notifier.cli.test_send_cmd",
 )
 
