@@ -38,7 +38,7 @@ import importlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, AnyStr, Final
+from typing import Any, Final, TypeVar
 
 BLOCK_SIZE: Final = 1024 * 1024
 """Bytes read and searched at a time."""
@@ -57,6 +57,7 @@ _CASE_TRAPS: Final = frozenset("iksIKS")
 """ASCII letters that a case-insensitive Python pattern also matches with a
 non-ASCII character (dotless i, dotted capital I, KELVIN SIGN, long s); a byte
 search cannot see those."""
+_Text = TypeVar("_Text", str, bytes, bytearray)
 _GLOBAL_FLAGS: Final = re.compile(r"\(\?([aiLmsux]+)\)")
 
 
@@ -322,9 +323,12 @@ class Rules:
         self._search = _compile_any(self.patterns)
         self._ignore = _compile_any(self.ignore)
         self.literals = _literals(self.patterns, self.encoding)
-        self.line_exact = self.literals is not None and self.literals.exact
+        self.counts: Callable[[str], object] = self.matches
+        if len(self._search) == 1 and not self._ignore:
+            # The common case, without a Python call in between.
+            self.counts = self._search[0].search
 
-    def decode(self, data: bytes) -> str:
+    def decode(self, data: bytes | bytearray) -> str:
         """Return ``data`` decoded, invalid bytes replaced, never raising."""
         return data.decode(self.encoding, errors="replace")
 
@@ -444,6 +448,8 @@ class LineScanner:
         self._after_index = 0
         self._segment = -1
         self._tally = _Tally()
+        self._buffer: bytearray | None = None
+        self._view: memoryview | None = None
 
     @property
     def evidence(self) -> list[EvidenceLine]:
@@ -452,16 +458,17 @@ class LineScanner:
 
     def scan(
         self,
-        read: Callable[[int], bytes],
+        readinto: Callable[[memoryview], int],
         *,
         label: str,
         first_line: int | None = None,
         budget: int = 2**62,
         flush_partial: bool = False,
     ) -> Scanned:
-        """Scan data from ``read`` until it returns nothing or ``budget`` is spent.
+        """Scan data from ``readinto`` until it gives nothing or ``budget`` is spent.
 
-        :param read: returns up to ``n`` more bytes; ``b""`` at the end.
+        :param readinto: fills the buffer it is given with the next bytes,
+            as much as it has, and returns how many; 0 at the end.
         :param label: names the data in evidence (the log file's path).
         :param first_line: the line number of the first line, when known.
         :param budget: bytes to handle at most; the scan stops at the last
@@ -474,8 +481,8 @@ class LineScanner:
             again next time.
         """
         self._start_segment(label, first_line)
-        consumed = lines = dropped = 0
-        pending = b""
+        buffer, view = self._buffers()
+        consumed = lines = dropped = filled = 0
         long_line: _LongLine | None = None
         left = budget
         stopped = False
@@ -483,48 +490,61 @@ class LineScanner:
             if left <= 0 and consumed > 0:
                 stopped = True
                 break
-            chunk = read(self.block_size if left <= 0 else min(self.block_size, left))
-            if not chunk:
+            want = self.block_size if left <= 0 else min(self.block_size, left)
+            count = readinto(view[filled : filled + want])
+            if count <= 0:
                 break
-            left -= len(chunk)
-            data = pending + chunk if pending else chunk
-            cut = data.rfind(b"\n") + 1
+            left -= count
+            end = filled + count
+            cut = buffer.rfind(b"\n", filled, end) + 1
 
             # No line ending yet: keep the line, in pieces when it is long.
             if cut == 0:
-                pending = data
-                if len(pending) > self.max_line:
+                filled = end
+                if filled > self.max_line:
                     long_line = long_line or _LongLine(lines)
-                    self._search_piece(long_line, pending, final=False)
-                    dropped += len(pending) - _PIECE_OVERLAP
-                    pending = pending[-_PIECE_OVERLAP:]
+                    self._search_piece(long_line, bytes(view[:filled]), final=False)
+                    dropped += filled - _PIECE_OVERLAP
+                    buffer[:_PIECE_OVERLAP] = view[filled - _PIECE_OVERLAP : filled]
+                    filled = _PIECE_OVERLAP
                 continue
 
             # The first line ending closes a long line being searched.
             start = 0
             if long_line is not None:
-                start = data.find(b"\n") + 1
-                self._search_piece(long_line, data[: start - 1], final=True)
+                start = buffer.find(b"\n", 0, end) + 1
+                self._search_piece(long_line, bytes(view[: start - 1]), final=True)
                 self._finish_long(long_line)
                 long_line = None
-            self._scan_block(data, start, cut, lines + (1 if start else 0))
-            lines += data.count(b"\n", 0, cut)
+            self._scan_block(buffer, start, cut, lines + (1 if start else 0))
+            lines += buffer.count(b"\n", 0, cut)
             consumed += dropped + cut
             dropped = 0
-            pending = data[cut:]
+            buffer[: end - cut] = view[cut:end]
+            filled = end - cut
 
         # The end of the data: a last line without its line ending.
-        if flush_partial and (pending or long_line is not None):
+        if flush_partial and (filled or long_line is not None):
+            pending = bytes(view[:filled])
             if long_line is not None:
                 self._search_piece(long_line, pending, final=True)
                 self._finish_long(long_line)
             else:
-                self._scan_block(pending + b"\n", 0, len(pending) + 1, lines)
+                self._scan_block(bytearray(pending + b"\n"), 0, filled + 1, lines)
             lines += 1
-            consumed += dropped + len(pending)
+            consumed += dropped + filled
 
         self._end_segment(lines, consumed)
         return Scanned(consumed, lines, self._tally.matches, stopped)
+
+    def _buffers(self) -> tuple[bytearray, memoryview]:
+        """Return the scanner's read buffer (made once: a fresh buffer for
+        every block would cost a page fault per 4 KiB)."""
+        if self._buffer is None or self._view is None:
+            size = self.block_size + self.max_line + 2 * _PIECE_OVERLAP
+            self._buffer = bytearray(size)
+            self._view = memoryview(self._buffer)
+        return self._buffer, self._view
 
     def _start_segment(self, label: str, first_line: int | None) -> None:
         self._segment += 1
@@ -541,7 +561,7 @@ class LineScanner:
         self.lines += lines
         self.bytes += consumed
 
-    def _scan_block(self, data: bytes, start: int, cut: int, base: int) -> None:
+    def _scan_block(self, data: bytearray, start: int, cut: int, base: int) -> None:
         """Find the matching lines among the complete lines ``data[start:cut]``,
         the first of which has index ``base`` in the segment."""
         if self._after_left > 0:
@@ -557,28 +577,31 @@ class LineScanner:
             self._remember_tail(text, 0, len(text), base)
 
     def _scan_bytes(
-        self, data: bytes, start: int, cut: int, base: int, literals: _Literals
+        self, data: bytearray, start: int, cut: int, base: int, literals: _Literals
     ) -> None:
-        # The hot loop of the whole check: no work per line, little per hit.
+        # The hot loop of the whole check: nothing per line, little per hit.
         haystack = data.lower() if literals.lower else data
-        rules = self.rules
-        exact = literals.exact and not rules.ignore
+        exact = literals.exact and not self.rules.ignore
+        counts = self.rules.counts
+        encoding = self.rules.encoding
         tally = self._tally
-        upcoming: dict[bytes, int] = {}
+        upcoming: list[list[Any]] = []
         for needle in literals.needles:
             found = haystack.find(needle, start, cut)
             if found >= 0:
-                upcoming[needle] = found
+                upcoming.append([found, needle])
         index_at, index = start, base
         while upcoming:
-            hit = min(upcoming.values())
+            hit = min(upcoming)[0]
             line_start = data.rfind(b"\n", start, hit) + 1 or start
             line_end = data.find(b"\n", hit, cut)
             text = ""
             if not exact:
                 raw = data[line_start:line_end]
-                text = rules.decode(raw[:-1] if raw.endswith(b"\r") else raw)
-            if exact or (rules.search(text) is not None and not rules.ignored(text)):
+                text = (raw[:-1] if raw.endswith(b"\r") else raw).decode(
+                    encoding, "replace"
+                )
+            if exact or counts(text):
                 tally.matches += 1
                 if self._kept < self.max_evidence or not tally.first_match:
                     text = text or self._text_of(data[line_start:line_end])
@@ -589,13 +612,11 @@ class LineScanner:
 
             # Move every literal that is behind to its next hit.
             after = line_end + 1
-            for needle, position in list(upcoming.items()):
-                if position < after:
-                    found = haystack.find(needle, after, cut)
-                    if found < 0:
-                        del upcoming[needle]
-                    else:
-                        upcoming[needle] = found
+            for entry in upcoming:
+                if entry[0] < after:
+                    entry[0] = haystack.find(entry[1], after, cut)
+            if min(upcoming)[0] < 0:
+                upcoming = [entry for entry in upcoming if entry[0] >= 0]
 
     def _scan_text(self, text: str, base: int) -> None:
         rules = self.rules
@@ -616,13 +637,13 @@ class LineScanner:
                     self._keep(text, 0, len(text), line_start, line_end, index, line)
             position = line_end + 1
 
-    def _text_of(self, line: AnyStr) -> str:
-        text = self.rules.decode(line) if isinstance(line, bytes) else str(line)
+    def _text_of(self, line: _Text) -> str:
+        text = line if isinstance(line, str) else self.rules.decode(bytes(line))
         return text[:-1] if text.endswith("\r") else text
 
     def _keep(
         self,
-        data: AnyStr,
+        data: _Text,
         start: int,
         cut: int,
         line_start: int,
@@ -651,7 +672,7 @@ class LineScanner:
         self._after_index = index + 1
         self._owed_context(data, line_end + 1, cut, index + 1)
 
-    def _owed_context(self, data: AnyStr, start: int, cut: int, base: int) -> None:
+    def _owed_context(self, data: _Text, start: int, cut: int, base: int) -> None:
         """Keep context lines still owed after a match, from the line at
         ``start`` (index ``base``) on."""
         if base != self._after_index:
@@ -670,7 +691,7 @@ class LineScanner:
             self._after_left -= 1
             position = end + 1
 
-    def _remember_tail(self, data: AnyStr, start: int, cut: int, base: int) -> None:
+    def _remember_tail(self, data: _Text, start: int, cut: int, base: int) -> None:
         """Remember a block's last lines as context for a match at the very
         start of the next block."""
         if not self.context or self._kept >= self.max_evidence:
@@ -724,17 +745,16 @@ class LineScanner:
             self._add(long_line.index, long_line.matched_text, matched=True)
 
 
-def _newline(data: AnyStr) -> AnyStr:
-    return b"\n" if isinstance(data, bytes) else "\n"
+def _newline(data: str | bytes | bytearray) -> Any:
+    """Return the line feed of the same type as ``data``."""
+    return "\n" if isinstance(data, str) else b"\n"
 
 
-def _lines_before(
-    data: AnyStr, start: int, line_start: int, count: int
-) -> list[AnyStr]:
+def _lines_before(data: _Text, start: int, line_start: int, count: int) -> list[_Text]:
     """Return up to ``count`` complete lines that end right before
     ``line_start``, oldest first, without their line endings."""
     newline = _newline(data)
-    found: list[AnyStr] = []
+    found: list[_Text] = []
     end = line_start - 1
     while len(found) < count and end >= start:
         begin = data.rfind(newline, start, end) + 1 or start

@@ -139,9 +139,9 @@ class Segment:
     flush_partial: bool
 
 
-ScanFunction = Callable[[Segment, Callable[[int], bytes], int], Progress]
-"""``scan(segment, read, budget)``: reads with ``read(n)``, at most about
-``budget`` bytes, and reports how far it got."""
+ScanFunction = Callable[[Segment, Callable[[memoryview], int], int], Progress]
+"""``scan(segment, readinto, budget)``: reads with ``readinto(buffer)``, at
+most about ``budget`` bytes, and reports how far it got."""
 
 
 @dataclass
@@ -219,18 +219,24 @@ class _Source:
         self.stream.seek(offset)
         return self.stream.read(length)
 
-    def reader(self, offset: int) -> Callable[[int], bytes]:
-        """Return ``read(n)`` going on from ``offset``."""
+    def reader(self, offset: int) -> Callable[[memoryview], int]:
+        """Return ``readinto(buffer)`` going on from ``offset``."""
+        stream, fd = self.stream, self.fd
+        if stream is not None:
+            stream.seek(offset)
         position = [offset]
-        if self.stream is not None:
-            self.stream.seek(offset)
 
-        def read(length: int) -> bytes:
-            data = self.pread(length, position[0])
-            position[0] += len(data)
-            return data
+        def readinto(buffer: memoryview) -> int:
+            if fd is not None:
+                count = os.preadv(fd, [buffer], position[0])
+            else:
+                data = stream.read(len(buffer)) if stream is not None else b""
+                count = len(data)
+                buffer[:count] = data
+            position[0] += count
+            return count
 
-        return read
+        return readinto
 
     def close(self, *, keep_fd: bool = False) -> None:
         """Close the stream, and the descriptor unless it is kept open."""

@@ -330,11 +330,13 @@ class LogscanCheck:
 
 def _scan_with(
     scanner: LineScanner, offered: list[Path | None]
-) -> Callable[[Segment, Callable[[int], bytes], int], Scanned]:
-    def scan(segment: Segment, read: Callable[[int], bytes], budget: int) -> Scanned:
+) -> Callable[[Segment, Callable[[memoryview], int], int], Scanned]:
+    def scan(
+        segment: Segment, readinto: Callable[[memoryview], int], budget: int
+    ) -> Scanned:
         offered.append(segment.attach)
         return scanner.scan(
-            read,
+            readinto,
             label=segment.label,
             first_line=segment.first_line,
             budget=budget,

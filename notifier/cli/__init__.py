@@ -23,7 +23,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "notifier.cli.config_cmd",
     "notifier.cli.plugins_cmd",
     "notifier.cli.queue_cmd",
+    "notifier.cli.replay_cmd",
+    "notifier.cli.run_cmd",
     "notifier.cli.silence_cmd",
+    "notifier.cli.status_cmd",
     "notifier.cli.test_send_cmd",
 )
 
