@@ -136,9 +136,10 @@ class MailSettings:
         "duration", 3600.0, "Longest wait between delivery attempts.", minimum=0.1
     )
     digest: str = setting(
-        "str",
+        "clock",
         "",
-        "Time of day ('08:00') for a daily summary of every check; empty is off.",
+        "Time of day ('08:00', local time) for a daily summary of every check; "
+        "empty is off.",
     )
 
 

@@ -52,7 +52,7 @@ _KIND_WORDS: dict[str, str] = {
     "regex": "a regular expression",
     "regex_list": "a regular expression or a list of them",
     "choice": "one of the listed words",
-    "clock": "a time of day such as '08:00'",
+    "clock": "a time of day such as '08:00', or '' for off",
     "runs_or_duration": "a number of runs such as 3, or a duration such as '5m'",
     "n_of_m": "a string such as '3 of 5'",
     "str_map": 'a table of strings such as { LANG = "C" }',
@@ -190,8 +190,11 @@ def _parse(option: Option, value: object) -> Any:
         error = _wrong(option, value)
         raise InvalidValue(error.message, hint or error.hint)
     if kind == "clock":
-        if isinstance(value, str) and _CLOCK.fullmatch(value.strip()):
-            return value.strip()
+        match = _CLOCK.fullmatch(value.strip()) if isinstance(value, str) else None
+        if match:
+            return f"{int(match.group(1)):02d}:{match.group(2)}"
+        if value == "":
+            return ""
         raise _wrong(option, value)
     if kind == "runs_or_duration":
         if isinstance(value, int):

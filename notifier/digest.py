@@ -1,0 +1,708 @@
+"""The daily digest: one message a day with the state of everything.
+
+This module owns two things:
+
+- :class:`DigestLog`, the record of what happened since the last digest: every
+  alert event the state machine emitted, and the highest and lowest value
+  each check reached while OK. It lives in ``<state_dir>/digest.jsonl`` (one
+  JSON object a line), so a restart forgets nothing that was written.
+- :func:`compose_digest`, which turns that record, the checks' last results,
+  the alert states and the outbox into one email.
+
+The digest doubles as a dead-man's switch: its last line says that if it
+stops arriving, notifier itself is broken on this host.
+
+"Came close" rule: a check came close when, while its result was OK, its
+value came within 20% of its ``warning`` option (:data:`NEAR_FRACTION`).
+When ``warning`` is the larger limit (or ``critical`` is not set) higher is
+worse, and the value came close at ``value >= 0.8 * warning``; when
+``critical`` is set below ``warning`` lower is worse, and it came close at
+``value * 0.8 <= warning``. The value looked at is the day's peak (from
+:meth:`DigestLog.note_value`) and the last result's value. A check without a
+numeric ``warning`` option (a command check) never counts as close.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import textwrap
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from pathlib import Path
+from typing import Any, Final
+
+from notifier import __version__
+from notifier.atomicfile import write_atomic
+from notifier.attachments import printable
+from notifier.checks.base import Status
+from notifier.compose import (
+    POLICY,
+    SUBJECT_LIMIT,
+    ascii_domain,
+    clean_header_value,
+    human_duration,
+    shorten,
+)
+from notifier.config import CheckSpec, Config
+from notifier.delivery import DeliveryStatus, read_status
+from notifier.events import AlertEvent
+from notifier.outbox import Entry, Outbox
+from notifier.redact import Redactor, redactor_for
+from notifier.state import AlertState
+
+log = logging.getLogger(__name__)
+
+DIGEST_FILE: Final = "digest.jsonl"
+NEAR_FRACTION: Final = 0.8
+"""A value this far towards ``warning`` (or beyond, while OK) came close."""
+MAX_FILE_BYTES: Final = 4 * 1024 * 1024
+"""Past this size ``digest.jsonl`` takes no more lines until the next digest."""
+MAX_EVENTS: Final = 10_000
+"""Events kept in memory; past this they are only counted."""
+PEAK_FLUSH_SECONDS: Final = 300.0
+"""Changed peaks are written at most this often; a crash loses no more."""
+SUMMARY_CHARS: Final = 300
+LISTED: Final = 50
+"""Longest list of alerts, waiting or failed messages shown in the body."""
+_LINE_LIMIT: Final = 78
+_WRAP: Final = 72
+_PENDING: Final = "PENDING"
+_ORDER: Final = ("CRITICAL", "WARNING", "UNKNOWN", _PENDING, "OK")
+
+
+@dataclass(frozen=True)
+class NotedEvent:
+    """One alert event as the digest remembers it."""
+
+    at: datetime
+    kind: str
+    check: str
+    status: str
+    previous: str | None
+    summary: str
+
+
+@dataclass(frozen=True)
+class Peak:
+    """The lowest and highest value a check reached while OK."""
+
+    low: float
+    high: float
+
+
+class DigestLog:
+    """What happened since the last digest, in memory and in ``digest.jsonl``.
+
+    Safe to call from any thread. :meth:`note_event` appends one line per
+    event; :meth:`note_value` only updates memory and writes changed peaks at
+    most every :data:`PEAK_FLUSH_SECONDS`, so it costs a lock and a compare
+    per check run. The file stops growing at :data:`MAX_FILE_BYTES`; events
+    past that are counted, not listed. A write that fails is logged once and
+    the record is kept in memory.
+
+    :param state_dir: the daemon's state folder.
+    :param now: when this record starts if there is none on disk (default:
+        the clock).
+    :param max_bytes: the file's size limit.
+    :param peak_flush_seconds: how often changed peaks are written at most.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        now: datetime | None = None,
+        *,
+        max_bytes: int = MAX_FILE_BYTES,
+        peak_flush_seconds: float = PEAK_FLUSH_SECONDS,
+    ) -> None:
+        self.path = state_dir / DIGEST_FILE
+        self.max_bytes = max_bytes
+        self.peak_flush_seconds = peak_flush_seconds
+        self._lock = threading.Lock()
+        self._events: list[NotedEvent] = []
+        self._peaks: dict[str, Peak] = {}
+        self._dirty: set[str] = set()
+        self._flushed = time.monotonic()
+        self._overflow = 0
+        self._size = 0
+        self._write_failed = False
+        self.period_start = now or datetime.now(UTC)
+        if self.path.exists():
+            self._load()
+        else:
+            self._rewrite()
+
+    def note_event(self, event: AlertEvent) -> None:
+        """Remember ``event`` for the next digest and append it to the file."""
+        noted = NotedEvent(
+            at=event.at,
+            kind=event.kind.value,
+            check=event.check,
+            status=event.status.name,
+            previous=event.previous_status.name if event.previous_status else None,
+            summary=shorten(event.summary, SUMMARY_CHARS),
+        )
+        line = {"type": "event", **_event_to_json(noted)}
+        with self._lock:
+            # Limitation: the count of events past the limits lives in memory
+            # only; after a restart the digest lists what was kept and no more.
+            if len(self._events) < MAX_EVENTS and self._append(line):
+                self._events.append(noted)
+            else:
+                self._overflow += 1
+
+    def note_value(
+        self, check: str, status: Status, value: float | None, at: datetime
+    ) -> None:
+        """Remember ``value`` if it is the check's highest or lowest while OK.
+
+        Called for every result; only OK results with a value count.
+        """
+        if status is not Status.OK or value is None:
+            return
+        with self._lock:
+            peak = self._peaks.get(check)
+            if peak is None or value > peak.high or value < peak.low:
+                low = value if peak is None else min(peak.low, value)
+                high = value if peak is None else max(peak.high, value)
+                self._peaks[check] = Peak(low, high)
+                self._dirty.add(check)
+            elapsed = time.monotonic() - self._flushed
+            if self._dirty and elapsed >= self.peak_flush_seconds:
+                self._flush_peaks(at)
+
+    def events(self) -> list[NotedEvent]:
+        """Return the events noted since the last digest, oldest first."""
+        with self._lock:
+            return sorted(self._events, key=lambda noted: noted.at)
+
+    def overflow(self) -> int:
+        """Return how many events were counted but not kept (file full)."""
+        with self._lock:
+            return self._overflow
+
+    def peaks(self) -> dict[str, Peak]:
+        """Return each check's lowest and highest value while OK, by name."""
+        with self._lock:
+            return dict(self._peaks)
+
+    def rotate(self, now: datetime) -> None:
+        """Forget what a digest composed up to ``now`` covered.
+
+        Events noted after ``now`` are kept; peaks start afresh.
+        """
+        with self._lock:
+            self._events = [noted for noted in self._events if noted.at > now]
+            self._peaks = {}
+            self._dirty = set()
+            self._overflow = 0
+            self.period_start = now
+            self._rewrite()
+
+    def _flush_peaks(self, at: datetime) -> None:
+        values = {
+            name: [self._peaks[name].low, self._peaks[name].high]
+            for name in sorted(self._dirty)
+        }
+        self._append({"type": "peaks", "at": at.isoformat(), "values": values})
+        self._dirty = set()
+        self._flushed = time.monotonic()
+
+    def _append(self, line: Mapping[str, Any]) -> bool:
+        """Append one line; return False when the file is full (lock held)."""
+        data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+        if self._size + len(data) > self.max_bytes:
+            return False
+        try:
+            descriptor = os.open(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+            )
+            try:
+                os.write(descriptor, data)
+            finally:
+                os.close(descriptor)
+        except OSError as exc:
+            self._warn_write(exc)
+            return True
+        self._size += len(data)
+        self._write_failed = False
+        return True
+
+    def _rewrite(self) -> None:
+        """Replace the file with the period start, events and peaks (lock held)."""
+        lines: list[dict[str, Any]] = [
+            {"type": "period", "start": self.period_start.isoformat()}
+        ]
+        lines += [{"type": "event", **_event_to_json(e)} for e in self._events]
+        if self._peaks:
+            values = {name: [p.low, p.high] for name, p in self._peaks.items()}
+            lines.append({"type": "peaks", "values": values})
+        data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, data.encode("utf-8"), mode=0o600)
+        except OSError as exc:
+            self._warn_write(exc)
+            return
+        self._size = len(data.encode("utf-8"))
+        self._write_failed = False
+
+    def _warn_write(self, exc: OSError) -> None:
+        if not self._write_failed:
+            log.warning(
+                "digest record %s cannot be written (%s); kept in memory only",
+                self.path,
+                exc.strerror or exc,
+            )
+        self._write_failed = True
+
+    def _load(self) -> None:
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            log.warning("digest record %s cannot be read (%s)", self.path, exc)
+            return
+        self._size = len(data)
+        damaged = 0
+        for raw in data.splitlines():
+            try:
+                self._load_line(json.loads(raw))
+            except (ValueError, TypeError, KeyError):
+                # A line cut short by a crash, or edited by hand.
+                damaged += 1
+        if damaged:
+            log.warning(
+                "digest record %s: %d damaged lines skipped", self.path, damaged
+            )
+
+    def _load_line(self, line: Any) -> None:
+        kind = line["type"]
+        if kind == "period":
+            self.period_start = _aware(line["start"])
+        elif kind == "event":
+            self._events.append(_event_from_json(line))
+        elif kind == "peaks":
+            for name, (low, high) in line["values"].items():
+                old = self._peaks.get(name)
+                if old is not None:
+                    low, high = min(old.low, low), max(old.high, high)
+                self._peaks[str(name)] = Peak(float(low), float(high))
+
+
+def _event_to_json(noted: NotedEvent) -> dict[str, Any]:
+    return {
+        "at": noted.at.isoformat(),
+        "kind": noted.kind,
+        "check": noted.check,
+        "status": noted.status,
+        "previous": noted.previous,
+        "summary": noted.summary,
+    }
+
+
+def _event_from_json(line: Mapping[str, Any]) -> NotedEvent:
+    previous = line["previous"]
+    return NotedEvent(
+        at=_aware(line["at"]),
+        kind=str(line["kind"]),
+        check=str(line["check"]),
+        status=str(line["status"]),
+        previous=str(previous) if previous is not None else None,
+        summary=str(line["summary"]),
+    )
+
+
+def _aware(text: object) -> datetime:
+    if not isinstance(text, str):
+        msg = f"{text!r} is not a time"
+        raise TypeError(msg)
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        msg = f"{text!r} has no time zone"
+        raise ValueError(msg)
+    return moment
+
+
+# Composing -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One check as the digest shows it."""
+
+    name: str
+    status: str
+    summary: str
+    state: AlertState | None
+    value: float | None
+
+
+def digest_recipients(config: Config) -> tuple[str, ...]:
+    """Return who gets the digest: ``[mail] to``, else every check's ``to``."""
+    if config.mail.to:
+        return config.mail.to
+    return tuple(dict.fromkeys(a for spec in config.checks for a in spec.common.to))
+
+
+def compose_digest(
+    config: Config,
+    *,
+    records: Mapping[str, Mapping[str, Any]],
+    alerts: Mapping[str, AlertState],
+    digest_log: DigestLog,
+    outbox: Outbox,
+    now: datetime,
+) -> EmailMessage:
+    """Return the daily digest: every check, near misses, what was sent.
+
+    Reads the outbox, ``sent.log`` and the delivery status in the state
+    folder; changes nothing. Summaries are masked like alerts
+    (:mod:`notifier.redact`).
+
+    :param config: the configuration in force (checks, ``[mail]``, host).
+    :param records: each check's last result by name, as the daemon keeps it
+        (``status``, ``summary``, ``last_run``, ``duration``, ``value``).
+    :param alerts: each check's alert state by name.
+    :param digest_log: what happened since the last digest.
+    :param outbox: the outbox, for waiting and failed messages.
+    :param now: when the digest is composed (timezone-aware).
+    :returns: a message addressed to :func:`digest_recipients`.
+    :raises ValueError: when nobody is configured to get it.
+    """
+    recipients = digest_recipients(config)
+    if not recipients:
+        msg = "the digest has nobody to go to: [mail] to is empty"
+        raise ValueError(msg)
+
+    host = clean_header_value(config.notifier.hostname)
+    redactor = redactor_for(config.mail.redact)
+    rows = _rows(config.checks, records, alerts, redactor)
+    start = digest_log.period_start
+    delivery = read_status(config.notifier.state_dir)
+
+    body = _opening(host, rows, start, now)
+    body += _checks_block(rows, now)
+    body += _close_block(config.checks, rows, digest_log.peaks())
+    body += _alerts_block(digest_log, outbox, start)
+    body += _delayed_block(outbox, delivery, now)
+    body += _failed_block(outbox, start, now)
+    body += _closing(config, host, now)
+
+    message = _new_message(config, recipients, now)
+    message["Subject"] = _subject(config, host, rows)
+    message["X-Notifier-Kind"] = "DIGEST"
+    message["X-Notifier-Status"] = _worst(rows)
+    message["X-Notifier-Host"] = host
+    text = "\n".join(body) + "\n"
+    plain = text.isascii() and max(map(len, text.split("\n"))) <= _LINE_LIMIT
+    cte = "7bit" if plain else "quoted-printable"
+    message.set_content(text, charset="utf-8", cte=cte)
+    return message
+
+
+def _rows(
+    specs: Sequence[CheckSpec],
+    records: Mapping[str, Mapping[str, Any]],
+    alerts: Mapping[str, AlertState],
+    redactor: Redactor,
+) -> list[_Row]:
+    rows = []
+    for spec in specs:
+        if not spec.common.enabled:
+            continue
+        record = records.get(spec.name, {})
+        status = str(record.get("status") or _PENDING)
+        summary, _ = redactor.redact(str(record.get("summary") or "not run yet"))
+        value = record.get("value")
+        rows.append(
+            _Row(
+                name=spec.name,
+                status=status if status in _ORDER else "UNKNOWN",
+                summary=printable(summary),
+                state=alerts.get(spec.name),
+                value=float(value) if isinstance(value, int | float) else None,
+            )
+        )
+    return sorted(rows, key=lambda row: (_ORDER.index(row.status), row.name))
+
+
+def _tally(rows: Iterable[_Row]) -> Counter[str]:
+    return Counter(row.status for row in rows)
+
+
+def _worst(rows: Sequence[_Row]) -> str:
+    statuses = [s for s in _ORDER if s != _PENDING and s in _tally(rows)]
+    return statuses[0] if statuses else "OK"
+
+
+def _counts(rows: Sequence[_Row]) -> str:
+    """Return ``12 checks OK, 1 CRITICAL``."""
+    tally = _tally(rows)
+    ok = tally["OK"]
+    return f"{_plural(ok, 'check')} OK" + _others(tally)
+
+
+def _others(tally: Counter[str]) -> str:
+    """Return ``, 1 CRITICAL, 2 PENDING`` for the statuses other than OK."""
+    return "".join(f", {tally[s]} {s}" for s in _ORDER[:-1] if tally[s])
+
+
+def _subject(config: Config, host: str, rows: Sequence[_Row]) -> str:
+    prefix = clean_header_value(config.mail.subject_prefix)
+    subject = f"{prefix} daily digest {host}: {_counts(rows)}"
+    return shorten(subject.strip(), SUBJECT_LIMIT)
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _ago(moment: datetime, now: datetime) -> str:
+    return human_duration((now - moment).total_seconds())
+
+
+def _opening(
+    host: str, rows: Sequence[_Row], start: datetime, now: datetime
+) -> list[str]:
+    firing = sum(1 for row in rows if row.state is not None and row.state.firing)
+    tally = _tally(rows)
+    return [
+        f"Daily digest from notifier on {host}, {_when(now)}.",
+        f"It covers {_when(start)} to now ({_ago(start, now)}).",
+        "",
+        f"{_plural(len(rows), 'check')}: {tally['OK']} OK{_others(tally)}; "
+        f"{_plural(firing, 'alert')} firing.",
+    ]
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _wrap(text: str) -> list[str]:
+    """Return a paragraph wrapped for a phone screen, words never broken."""
+    return textwrap.wrap(
+        text, width=_WRAP, break_long_words=False, break_on_hyphens=False
+    )
+
+
+def _heading(title: str) -> list[str]:
+    return ["", title, "-" * len(title)]
+
+
+def _checks_block(rows: Sequence[_Row], now: datetime) -> list[str]:
+    lines = _heading("Checks")
+    if not rows:
+        return [*lines, "No checks are configured."]
+    for row in rows:
+        lines.append(f"{row.status:<8}  {row.name}: {shorten(row.summary, 200)}")
+        state = row.state
+        if row.status == "OK" or state is None or state.since is None:
+            continue
+        detail = f"since {_when(state.since)} ({_ago(state.since, now)})"
+        if state.firing:
+            detail += ", alert firing"
+        if state.flapping:
+            detail += ", flapping"
+        lines.append(f"{'':<10}{detail}")
+    return lines
+
+
+def _warning_limits(spec: CheckSpec) -> tuple[float, bool] | None:
+    """Return the ``warning`` limit and whether higher is worse, if numeric."""
+    warning = _number(spec.options.get("warning"))
+    critical = _number(spec.options.get("critical"))
+    if warning is None:
+        return None
+    return warning, critical is None or critical >= warning
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def near_miss(value: float, warning: float, *, higher_is_worse: bool) -> bool:
+    """Return whether ``value`` came within 20% of ``warning`` (see the module)."""
+    if higher_is_worse:
+        return warning > 0 and value >= NEAR_FRACTION * warning
+    return value * NEAR_FRACTION <= warning
+
+
+def _close_block(
+    specs: Sequence[CheckSpec], rows: Sequence[_Row], peaks: Mapping[str, Peak]
+) -> list[str]:
+    lines = _heading("Came close")
+    by_name = {spec.name: spec for spec in specs}
+    close = []
+    for row in sorted(rows, key=lambda row: row.name):
+        limits = _warning_limits(by_name[row.name])
+        if limits is None:
+            continue
+        warning, higher = limits
+        peak = peaks.get(row.name)
+        seen = [] if row.status != "OK" or row.value is None else [row.value]
+        if peak is not None:
+            seen.append(peak.high if higher else peak.low)
+        if not seen:
+            continue
+        worst_seen = max(seen) if higher else min(seen)
+        if not near_miss(worst_seen, warning, higher_is_worse=higher):
+            continue
+        text = f"{row.name}: reached {worst_seen:g} while OK (warning at {warning:g})"
+        if row.value is not None and row.value != worst_seen:
+            text += f", now {row.value:g}"
+        close.append(f"  {text}")
+    if not close:
+        return [*lines, "No check came within 20% of its warning threshold."]
+    return [
+        *lines,
+        "These stayed OK but came within 20% of their warning threshold:",
+        *close,
+    ]
+
+
+def _alerts_block(digest_log: DigestLog, outbox: Outbox, start: datetime) -> list[str]:
+    lines = _heading("Alerts")
+    events = digest_log.events()
+    hidden = digest_log.overflow()
+    total = len(events) + hidden
+    delivered = _delivered_since(outbox, start)
+    if not total:
+        lines.append("No alerts in this period.")
+    else:
+        lines.append(f"{_plural(total, 'alert')} in this period:")
+    for noted in events[-LISTED:]:
+        status = "" if noted.kind == "RECOVERY" else f" {noted.status}"
+        summary = shorten(printable(noted.summary), 120)
+        lines.append(f"  {_when(noted.at)}  {noted.kind}{status} {noted.check}")
+        lines.append(f"    {summary}")
+    if total > LISTED:
+        lines.append(f"  ... and {total - LISTED} earlier, not listed")
+    lines.append(
+        f"{_plural(delivered, 'message')} delivered in this "
+        "period (alerts, grouped, and others)."
+    )
+    return lines
+
+
+def _delivered_since(outbox: Outbox, start: datetime) -> int:
+    count = 0
+    for line in outbox.sent():
+        stamp = line.split(" ", 1)[0]
+        try:
+            moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        count += moment >= start
+    return count
+
+
+def _delayed_block(
+    outbox: Outbox, delivery: DeliveryStatus, now: datetime
+) -> list[str]:
+    lines = _heading("Delayed")
+    if delivery.failing_since is not None:
+        since = datetime.fromtimestamp(delivery.failing_since, UTC)
+        lines += _wrap(
+            f"Mail delivery has been failing since {_when(since)} "
+            f"(for {_ago(since, now)}, {_plural(delivery.failures, 'attempt')}); "
+            f"the last error was: {printable(delivery.last_error)}"
+        )
+    waiting = outbox.entries()
+    if not waiting:
+        lines.append("Nothing is waiting in the outbox.")
+        return lines
+    oldest = datetime.fromtimestamp(waiting[0].created, UTC)
+    lines.append(
+        f"{_plural(len(waiting), 'message')} waiting in "
+        f"the outbox, the oldest since {_when(oldest)}:"
+    )
+    for entry in waiting[:LISTED]:
+        lines += _entry_lines(entry, now, failed=False)
+    if len(waiting) > LISTED:
+        lines.append(f"  ... and {len(waiting) - LISTED} more")
+    return lines
+
+
+def _entry_lines(entry: Entry, now: datetime, *, failed: bool) -> list[str]:
+    subject = shorten(printable(entry.subject), 70)
+    if failed:
+        # A dead letter's next_try is when it was moved to failed/.
+        moment = datetime.fromtimestamp(max(entry.created, entry.next_try), UTC)
+        lines = [f"  {entry.id} failed {_when(moment)}: {subject}"]
+    else:
+        queued = datetime.fromtimestamp(entry.created, UTC)
+        lines = [f"  {entry.id} queued {_ago(queued, now)} ago: {subject}"]
+    detail = _plural(entry.attempts, "attempt") if entry.attempts else ""
+    if entry.last_error:
+        reason = shorten(printable(entry.last_error), 160)
+        detail = f"{detail}; {reason}" if detail else reason
+    if detail:
+        lines.append(f"    {detail}")
+    return lines
+
+
+def _failed_block(outbox: Outbox, start: datetime, now: datetime) -> list[str]:
+    lines = _heading("Failed")
+    failed = [
+        entry
+        for entry in outbox.failed()
+        if max(entry.created, entry.next_try) >= start.timestamp()
+    ]
+    if not failed:
+        lines.append("No message failed for good in this period.")
+        return lines
+    lines += _wrap(
+        f"{_plural(len(failed), 'message')} failed for good "
+        f"in this period; they are kept in {outbox.failed_folder} "
+        "(`notifier queue list`, `notifier queue retry ID`):"
+    )
+    for entry in failed[:LISTED]:
+        lines += _entry_lines(entry, now, failed=True)
+    if len(failed) > LISTED:
+        lines.append(f"  ... and {len(failed) - LISTED} more")
+    return lines
+
+
+def _closing(config: Config, host: str, now: datetime) -> list[str]:
+    return [
+        "",
+        "-- ",
+        f"notifier {__version__} on {host}, {_when(now)}; "
+        f"a digest goes out every day at {config.mail.digest or 'its set time'}.",
+        f"If this digest stops arriving, notifier itself is broken on {host}.",
+    ]
+
+
+def _new_message(
+    config: Config, recipients: Sequence[str], now: datetime
+) -> EmailMessage:
+    message = EmailMessage(policy=POLICY)
+    domain = ascii_domain(config.notifier.hostname)
+    message["From"] = _address(config.mail.sender or f"notifier@{domain}")
+    message["To"] = ", ".join(_address(recipient) for recipient in recipients)
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid(domain=domain)
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    return message
+
+
+def _address(text: str) -> str:
+    """Return an address header item with its domain in ASCII."""
+    cleaned = clean_header_value(text)
+    name, address = parseaddr(cleaned)
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return cleaned
+    return formataddr((name, f"{local}@{ascii_domain(domain)}"), charset="utf-8")
