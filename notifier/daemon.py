@@ -1,0 +1,550 @@
+"""The daemon: wires checks, alert state, grouping and delivery into a service.
+
+Wiring only; every decision lives in the part that owns it. Threads:
+
+- APScheduler's ``BackgroundScheduler`` runs one job per check on a bounded
+  ``ThreadPoolExecutor`` of ``[notifier] workers`` threads, each job with
+  ``max_instances=1`` and ``coalesce=True``, so a slow check never piles up
+  runs and a stalled machine catches up with one run, not a burst. We chose
+  the thread-pool executor because checks are I/O and system calls (psutil,
+  reading logs, waiting on a subprocess), which release the GIL; a process
+  pool would cost memory per worker and pickling for every result. The
+  background scheduler leaves the main thread free for signals.
+- Housekeeping jobs (group flush, status, watchdog, silences, digest) run on
+  a separate small executor, so busy checks never delay them.
+- Delivery has a thread of its own (:class:`DeliveryThread`): a mail server
+  that accepts the connection and then never answers stalls that thread
+  only, up to ``[smtp] timeout``; no check run waits for it.
+- The main thread waits for signals: SIGHUP reloads, SIGTERM and SIGINT stop.
+
+A check's result goes through :func:`notifier.state.advance`; its events
+into the :class:`notifier.grouping.Grouper`; due batches are composed and
+written to the durable outbox, and the delivery thread sends them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from notifier import __version__
+from notifier.checks.base import Check, Result, Status
+from notifier.compose import compose_alert
+from notifier.config import CheckSpec, Config
+from notifier.delivery import Sender
+from notifier.digest import DigestLog, compose_digest
+from notifier.errors import ConfigError, NotifierError
+from notifier.grouping import Batch, Grouper
+from notifier.loader import Loaded, load
+from notifier.outbox import Outbox, write_atomically
+from notifier.runner import create_check, run_check, warmup_of
+from notifier.sdnotify import SystemdNotifier
+from notifier.silences import SilenceStore
+from notifier.state import AlertStore, advance
+from notifier.transport import Transport, create_transport
+
+log = logging.getLogger(__name__)
+
+STATUS_FILE: Final = "status.json"
+"""What the daemon last saw, for ``notifier status``; in the state folder."""
+GROUP_JOURNAL: Final = "pending-alerts.jsonl"
+HOUSEKEEPING_SECONDS: Final = 1.0
+STOP_GRACE_SECONDS: Final = 5.0
+"""How long a stop waits for the delivery thread to finish what it sends."""
+
+
+@dataclass
+class CheckRecord:
+    """The last result of one check, as ``notifier status`` shows it."""
+
+    status: str = "PENDING"
+    summary: str = "not run yet"
+    last_run: str | None = None
+    duration: float = 0.0
+    value: float | None = None
+
+
+@dataclass
+class Runtime:
+    """Everything built from one configuration; replaced whole on reload."""
+
+    loaded: Loaded
+    checks: dict[str, tuple[CheckSpec, Check]]
+    transport: Transport
+    sender: Sender
+
+    @property
+    def config(self) -> Config:
+        """Return the configuration this runtime was built from."""
+        return self.loaded.config
+
+
+@dataclass
+class _Flags:
+    """What the signal handlers ask of the main thread."""
+
+    wake: threading.Event = field(default_factory=threading.Event)
+    reload: bool = False
+    stop: bool = False
+    signal_name: str = ""
+
+
+class DeliveryThread:
+    """Delivers the outbox whenever something is due, apart from the checks."""
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="delivery", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def poke(self) -> None:
+        """Ask for a delivery round now (a message was queued)."""
+        self._wake.set()
+
+    def stop(self, grace: float) -> bool:
+        """Ask the thread to stop and wait up to ``grace`` seconds.
+
+        :returns: whether it stopped in time; if not, it is a daemon thread
+            mid-send, and the outbox keeps the message for the next start.
+        """
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(grace)
+        return not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            sender = self.sender
+            try:
+                sender.deliver_due()
+                wakeup = sender.next_wakeup()
+            except Exception:
+                log.exception("delivery: unexpected failure; trying again in 1m")
+                wakeup = time.time() + 60
+            delay = 3600.0 if wakeup is None else max(0.2, wakeup - time.time())
+            self._wake.wait(min(delay, 3600.0))
+            self._wake.clear()
+
+
+class Daemon:
+    """The long-running service behind ``notifier run``.
+
+    :param config_path: the configuration file; read again on SIGHUP.
+    :param systemd: the sd_notify channel (does nothing outside systemd).
+    """
+
+    def __init__(self, config_path: Path, systemd: SystemdNotifier) -> None:
+        self.config_path = config_path
+        self.systemd = systemd
+        self._flags = _Flags()
+        self._lock = threading.Lock()
+        self._records: dict[str, CheckRecord] = {}
+        self._started = datetime.now(UTC)
+
+        # What cannot change without a restart is built once, here.
+        self.runtime = self._build(load(config_path))
+        config = self.runtime.config
+        self.state_dir = config.notifier.state_dir
+        self.workers = config.notifier.workers
+        self.store = AlertStore(self.state_dir)
+        self.silences = SilenceStore(self.state_dir)
+        self.outbox = Outbox.in_state_dir(self.state_dir)
+        self.digest_log = DigestLog(self.state_dir)
+        self.grouper = Grouper(
+            config.notifier.group_wait,
+            config.mail.max_per_hour,
+            journal=self.state_dir / GROUP_JOURNAL,
+        )
+        self.delivery = DeliveryThread(self.runtime.sender)
+        self.scheduler = BackgroundScheduler(
+            executors={
+                "default": ThreadPoolExecutor(self.workers),
+                "housekeeping": ThreadPoolExecutor(2),
+            },
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=UTC,
+        )
+        self.scheduler.add_listener(
+            self._job_trouble, EVENT_JOB_ERROR | EVENT_JOB_MISSED
+        )
+
+    # Building ---------------------------------------------------------------
+
+    def _build(self, loaded: Loaded) -> Runtime:
+        """Return a runtime for ``loaded``; raises on anything that cannot work.
+
+        :raises ConfigError: when the configuration cannot run (a transport
+            that cannot be built, nobody to send alerts to).
+        """
+        config = loaded.config
+        if config.checks and not _anyone_to_tell(config):
+            raise ConfigError.single(
+                config.path,
+                "mail",
+                "to",
+                "is empty and no check has its own 'to': nobody would get alerts",
+                'set to = ["you@example.com"]',
+            )
+        transport = create_transport(config, loaded.registry.transport_map())
+        outbox = Outbox.in_state_dir(config.notifier.state_dir)
+        sender = Sender(config, transport, outbox)
+        checks: dict[str, tuple[CheckSpec, Check]] = {}
+        for spec in config.checks:
+            if spec.common.enabled:
+                checks[spec.name] = (spec, create_check(spec, loaded.registry, config))
+        return Runtime(loaded, checks, transport, sender)
+
+    def _schedule(self, runtime: Runtime) -> None:
+        """Replace every check job by the jobs of ``runtime``."""
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("check:"):
+                job.remove()
+        now = datetime.now(UTC)
+        for index, (name, (spec, check)) in enumerate(sorted(runtime.checks.items())):
+            # Spread the first runs a little so start-up is not one spike,
+            # and give checks that measure "since last time" their warm-up.
+            first = now + timedelta(seconds=warmup_of(check) + 0.05 * (index % 20))
+            self.scheduler.add_job(
+                self._run_check,
+                trigger=_trigger(spec),
+                args=(name,),
+                id=f"check:{name}",
+                name=f"check {name}",
+                next_run_time=first,
+                misfire_grace_time=max(1, int(min(spec.common.every, 300))),
+            )
+            self._records.setdefault(name, CheckRecord())
+        for gone in set(self._records) - set(runtime.checks):
+            del self._records[gone]
+
+    def _schedule_housekeeping(self) -> None:
+        every = IntervalTrigger(seconds=HOUSEKEEPING_SECONDS, timezone=UTC)
+        self.scheduler.add_job(
+            self._housekeeping,
+            trigger=every,
+            id="housekeeping",
+            executor="housekeeping",
+            misfire_grace_time=5,
+        )
+        interval = self.systemd.watchdog_interval()
+        if interval:
+            self.scheduler.add_job(
+                self.systemd.watchdog,
+                trigger=IntervalTrigger(seconds=interval / 2, timezone=UTC),
+                id="watchdog",
+                executor="housekeeping",
+                next_run_time=datetime.now(UTC),
+                misfire_grace_time=max(1, int(interval / 2)),
+            )
+        self._schedule_digest(self.runtime.config)
+
+    def _schedule_digest(self, config: Config) -> None:
+        if self.scheduler.get_job("digest"):
+            self.scheduler.remove_job("digest")
+        if not config.mail.digest:
+            return
+        hour, minute = (int(part) for part in config.mail.digest.split(":"))
+        self.scheduler.add_job(
+            self._send_digest,
+            trigger=CronTrigger(hour=hour, minute=minute),
+            id="digest",
+            executor="housekeeping",
+            misfire_grace_time=3600,
+        )
+
+    # Running ----------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until SIGTERM or SIGINT; return the exit status (0)."""
+        self._install_signal_handlers()
+        self.store.prune(self.runtime.checks)
+        self._schedule(self.runtime)
+        self._schedule_housekeeping()
+        self.scheduler.start()
+        self.delivery.start()
+        count = len(self.runtime.checks)
+        log.info(
+            "notifier %s started with %d checks, mail by %s",
+            __version__,
+            count,
+            self.runtime.transport.describe(),
+        )
+        self.systemd.ready(self._status_line())
+
+        while True:
+            self._flags.wake.wait()
+            self._flags.wake.clear()
+            if self._flags.stop:
+                break
+            if self._flags.reload:
+                self._flags.reload = False
+                self.reload()
+        self._shutdown()
+        return 0
+
+    def _install_signal_handlers(self) -> None:
+        def ask_reload(signum: int, frame: FrameType | None) -> None:
+            self._flags.reload = True
+            self._flags.wake.set()
+
+        def ask_stop(signum: int, frame: FrameType | None) -> None:
+            self._flags.stop = True
+            self._flags.signal_name = signal.Signals(signum).name
+            self._flags.wake.set()
+
+        signal.signal(signal.SIGHUP, ask_reload)
+        signal.signal(signal.SIGTERM, ask_stop)
+        signal.signal(signal.SIGINT, ask_stop)
+
+    def reload(self) -> bool:
+        """Read the configuration again; keep the old one if the new one is bad.
+
+        :returns: whether the new configuration is now in force.
+        """
+        self.systemd.reloading("reloading configuration")
+        log.info("reloading %s", self.config_path)
+        try:
+            runtime = self._build(load(self.config_path))
+        except NotifierError as exc:
+            for line in str(exc).splitlines():
+                log.error("reload refused: %s", line)
+            log.error("reload refused; the previous configuration keeps running")
+            self.systemd.ready(self._status_line())
+            return False
+
+        new = runtime.config.notifier
+        if new.state_dir != self.state_dir or new.workers != self.workers:
+            log.warning(
+                "[notifier] state_dir and workers take effect at the next restart"
+            )
+        with self._lock:
+            self.runtime = runtime
+        self.grouper.group_wait = timedelta(seconds=new.group_wait)
+        self.grouper.max_per_hour = runtime.config.mail.max_per_hour
+        self.delivery.sender = runtime.sender
+        self.store.prune(runtime.checks)
+        self._schedule(runtime)
+        self._schedule_digest(runtime.config)
+        log.info("reloaded: %d checks", len(runtime.checks))
+        self.systemd.ready(self._status_line())
+        self.delivery.poke()
+        return True
+
+    def _shutdown(self) -> None:
+        log.info(
+            "stopping on %s; waiting for running checks",
+            self._flags.signal_name or "request",
+        )
+        self.systemd.stopping("stopping")
+        self.scheduler.shutdown(wait=True)
+
+        # Nothing waiting in a group window may be lost: into the outbox now.
+        self._queue_batches(self.grouper.drain())
+        if not self.delivery.stop(STOP_GRACE_SECONDS):
+            log.warning(
+                "delivery still busy after %ss; queued mail goes out at the next start",
+                STOP_GRACE_SECONDS,
+            )
+        self._write_status()
+        log.info("stopped")
+
+    # Jobs -------------------------------------------------------------------
+
+    def _run_check(self, name: str) -> None:
+        with self._lock:
+            entry = self.runtime.checks.get(name)
+            config = self.runtime.config
+        if entry is None:
+            return
+        spec, check = entry
+
+        started = time.monotonic()
+        result = run_check(check, spec.common.timeout, name)
+        duration = time.monotonic() - started
+        now = datetime.now(UTC)
+
+        # The decision is made under one lock so a reload or a status write
+        # never sees half of it. Events reach the grouper's journal before
+        # the state that produced them is saved: a crash in between sends a
+        # duplicate at worst, never loses an alert.
+        with self._lock:
+            silenced = self.silences.is_silenced(name, now)
+            state, events = advance(
+                self.store.get(name),
+                result,
+                now,
+                spec,
+                host=config.notifier.hostname,
+                mail=config.mail,
+                silenced=silenced,
+            )
+            for event in events:
+                self.grouper.add(event)
+            self.store.put(name, state)
+            self._records[name] = _record_of(result, now, duration)
+        for event in events:
+            log.info(
+                "check %r: %s %s: %s",
+                name,
+                event.kind.value,
+                event.status.name,
+                event.summary,
+            )
+            self.digest_log.note_event(event)
+
+    def _housekeeping(self) -> None:
+        self.silences.refresh()
+        batches = self.grouper.due(datetime.now(UTC))
+        if batches:
+            self._queue_batches(batches)
+        self._write_status()
+
+    def _queue_batches(self, batches: list[Batch]) -> None:
+        if not batches:
+            return
+        config = self.runtime.config
+        now = datetime.now(UTC)
+        for batch in batches:
+            recipients = batch.recipients or config.mail.to
+            message = compose_alert(
+                batch.events,
+                config.mail,
+                hostname=config.notifier.hostname,
+                recipients=recipients,
+                now=now,
+                extra_notes=batch.notes,
+            )
+            entry = self.outbox.put(message, recipients)
+            log.info(
+                "alert queued as %s for %s: %s",
+                entry.id,
+                ", ".join(recipients),
+                entry.subject,
+            )
+        self.grouper.commit()
+        self.delivery.poke()
+
+    def _send_digest(self) -> None:
+        config = self.runtime.config
+        message = compose_digest(
+            config,
+            records={name: dataclasses.asdict(r) for name, r in self._records.items()},
+            alerts=self.store.all(),
+            digest_log=self.digest_log,
+            outbox=self.outbox,
+            now=datetime.now(UTC),
+        )
+        entry = self.outbox.put(message, config.mail.to)
+        log.info("daily digest queued as %s", entry.id)
+        self.digest_log.rotate(datetime.now(UTC))
+        self.delivery.poke()
+
+    def _job_trouble(self, event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            log.warning(
+                "job %r missed its run at %s; the machine or the pool is too busy",
+                event.job_id,
+                event.scheduled_run_time,
+            )
+        else:
+            log.error(
+                "job %r failed: %s: %s",
+                event.job_id,
+                type(event.exception).__name__,
+                event.exception,
+            )
+
+    # Status -----------------------------------------------------------------
+
+    def _status_line(self) -> str:
+        firing = sum(1 for state in self.store.all().values() if state.firing)
+        queued = len(self.outbox.entries())
+        checks = len(self.runtime.checks)
+        return f"{checks} checks, {firing} firing, {queued} queued"
+
+    def _write_status(self) -> None:
+        with self._lock:
+            records = {name: dataclasses.asdict(r) for name, r in self._records.items()}
+            config_path = str(self.config_path)
+        next_runs = {
+            job.id.removeprefix("check:"): _stamp(job.next_run_time)
+            for job in self.scheduler.get_jobs()
+            if job.id.startswith("check:") and job.next_run_time is not None
+        }
+        for name, record in records.items():
+            record["next_run"] = next_runs.get(name)
+        document: dict[str, Any] = {
+            "pid": os.getpid(),
+            "version": __version__,
+            "config": config_path,
+            "started": _stamp(self._started),
+            "written": _stamp(datetime.now(UTC)),
+            "checks": records,
+        }
+        data = json.dumps(document, indent=1).encode("utf-8")
+        try:
+            write_atomically(self.state_dir / STATUS_FILE, data, mode=0o644)
+        except OSError as exc:
+            log.warning("status file cannot be written: %s", exc)
+        self.systemd.status(self._status_line())
+
+
+def _anyone_to_tell(config: Config) -> bool:
+    mail = config.mail
+    if mail.to or mail.to_warning or mail.to_critical:
+        return True
+    return all(spec.common.to for spec in config.checks)
+
+
+def _trigger(spec: CheckSpec) -> CronTrigger | IntervalTrigger:
+    if spec.common.cron:
+        return CronTrigger.from_crontab(spec.common.cron)
+    return IntervalTrigger(seconds=spec.common.every, timezone=UTC)
+
+
+def _record_of(result: Result, now: datetime, duration: float) -> CheckRecord:
+    return CheckRecord(
+        status=Status(result.status).name,
+        summary=result.summary,
+        last_run=_stamp(now),
+        duration=round(duration, 3),
+        value=result.value,
+    )
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def read_daemon_status(state_dir: Path) -> dict[str, Any] | None:
+    """Return what the daemon last wrote to its status file, or ``None``."""
+    try:
+        data = json.loads((state_dir / STATUS_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
