@@ -503,7 +503,7 @@ class LineScanner:
                 filled = end
                 if filled > self.max_line:
                     long_line = long_line or _LongLine(lines)
-                    self._search_piece(long_line, bytes(view[:filled]), final=False)
+                    self._search_piece(long_line, view[:filled], final=False)
                     dropped += filled - _PIECE_OVERLAP
                     buffer[:_PIECE_OVERLAP] = view[filled - _PIECE_OVERLAP : filled]
                     filled = _PIECE_OVERLAP
@@ -513,7 +513,7 @@ class LineScanner:
             start = 0
             if long_line is not None:
                 start = buffer.find(b"\n", 0, end) + 1
-                self._search_piece(long_line, bytes(view[: start - 1]), final=True)
+                self._search_piece(long_line, view[: start - 1], final=True)
                 self._finish_long(long_line)
                 long_line = None
             self._scan_block(buffer, start, cut, lines + (1 if start else 0))
@@ -711,24 +711,29 @@ class LineScanner:
             return
         self._evidence[key] = EvidenceLine(self._segment, index, text, matched)
 
-    def _search_piece(self, long_line: _LongLine, piece: bytes, *, final: bool) -> None:
+    def _search_piece(
+        self, long_line: _LongLine, piece: bytes | memoryview, *, final: bool
+    ) -> None:
         """Search one piece of a long line. Only the first piece starts where
-        the line starts and only the last ends where it ends; the others get
-        a space on their open side so that ``^`` and ``$`` do not match there."""
-        text = self.rules.decode(piece)
+        the line starts and only the last ends where it ends: a later piece is
+        searched from its second character (its start was searched with the
+        piece before, which it overlaps), so that ``^`` cannot match there, and
+        a piece before the last gets a space at its end, so that ``$`` cannot."""
+        text = str(piece, self.rules.encoding, "replace")
         if final and text.endswith("\r"):
             text = text[:-1]
+        elif not final:
+            text += " "
         lead = 0 if long_line.pieces == 0 else 1
-        framed = (" " if lead else "") + text + ("" if final else " ")
         long_line.pieces += 1
-        if self.rules.ignored(framed):
+        if self.rules.ignored(text):
             long_line.ignored = True
         if long_line.matched_text:
             return
-        match = self.rules.search(framed, lead)
+        match = self.rules.search(text, lead)
         if match is not None:
-            begin = max(match.start() - _LONG_LINE_LEAD, lead)
-            window = framed[begin : begin + EVIDENCE_CHARS]
+            begin = max(match.start() - _LONG_LINE_LEAD, 0)
+            window = text[begin : begin + EVIDENCE_CHARS]
             prefix = "[...] " if begin > 0 or long_line.pieces > 1 else ""
             long_line.matched_text = (
                 prefix + printable(window) + " [... line longer than "

@@ -1,0 +1,178 @@
+"""``notifier replay CHECK FILE``, run as a sysadmin would: a real subprocess."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CONFIG = """
+[notifier]
+state_dir = "{state}"
+
+[[check]]
+name = "app-errors"
+type = "logscan"
+path = "{log}"
+pattern = ["ERROR", "(?i)segfault"]
+ignore = ["ERROR expected"]
+warning = 2
+critical = 5
+max_evidence_lines = 2
+every = "1m"
+
+[[check]]
+name = "true"
+type = "command"
+command = ["true"]
+"""
+# Matching lines per minute of the log below: 0, 3, 1, 0, 6 (10 in all).
+MATCHES_PER_MINUTE = (0, 3, 1, 0, 6)
+
+
+def write_log(path: Path, stamp) -> None:
+    """Write five minutes of log, stamped by ``stamp(minute, second)``."""
+    lines = []
+    for minute, matches in enumerate(MATCHES_PER_MINUTE):
+        for second in range(0, 60, 5):
+            lines.append(f"{stamp(minute, second)} app[7]: all well at {second}\n")
+            if second == 0:
+                lines.append(f"{stamp(minute, second)} app[7]: ERROR expected\n")
+        for number in range(matches):
+            kind = "ERROR" if number % 2 == 0 else "Segfault"
+            lines.append(f"{stamp(minute, 58)} app[7]: {kind} number {number}\n")
+            lines.append("    a continuation line without a timestamp\n")
+    path.write_text("".join(lines))
+
+
+def iso(minute: int, second: int) -> str:
+    return f"2024-05-01T12:{minute:02d}:{second:02d}+02:00"
+
+
+def syslog(minute: int, second: int) -> str:
+    return f"May  1 12:{minute:02d}:{second:02d} host"
+
+
+@pytest.fixture
+def setup(tmp_path):
+    log = tmp_path / "app.log.1"
+    config = tmp_path / "notifier.toml"
+    state = tmp_path / "state"
+    config.write_text(CONFIG.format(state=state, log=tmp_path / "app.log"))
+    return config, log, state
+
+
+def replay(config: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "notifier", "replay", *arguments, "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_replay_prints_each_run_with_matches_and_the_alert_it_would_send(setup):
+    config, log, state = setup
+    write_log(log, iso)
+
+    finished = replay(config, "app-errors", str(log))
+
+    assert finished.returncode == 0, finished.stderr
+    written = log.read_text().splitlines()
+    first_match = "2024-05-01T12:01:58+02:00 app[7]: ERROR number 0"
+    lines = finished.stdout.splitlines()
+    assert lines[0] == (
+        f'replay of check "app-errors" over {log}: {len(written)} lines, '
+        "5 runs of 1m by the timestamps at line starts"
+    )
+    runs = [line for line in lines if line.startswith("2024-")]
+    assert runs == [
+        f"2024-05-01 12:01:00 +1m  WARNING  3 matching lines in {log}: "
+        "2024-05-01T12:01:58+02:00 app[7]: ERROR number 0",
+        f"2024-05-01 12:02:00 +1m  OK  1 matching line in {log}: "
+        "2024-05-01T12:02:58+02:00 app[7]: ERROR number 0",
+        f"2024-05-01 12:04:00 +1m  CRITICAL  6 matching lines in {log}: "
+        "2024-05-01T12:04:58+02:00 app[7]: ERROR number 0",
+    ]
+    number = written.index(first_match) + 1
+    assert f"    {log}:{number}: {first_match}" in lines
+    assert "    (4 more matching lines not shown)" in lines
+    assert lines[-1] == (
+        "2 of 5 runs would have alerted (1 WARNING, 1 CRITICAL); "
+        "10 matching lines in all"
+    )
+    assert not state.exists()
+
+
+def test_window_option_changes_the_length_of_a_run(setup):
+    config, log, _state = setup
+    write_log(log, iso)
+
+    finished = replay(config, "app-errors", str(log), "--window", "1h")
+
+    assert finished.returncode == 0, finished.stderr
+    assert "1 runs of 1h" in finished.stdout
+    assert "2024-05-01 12:00:00 +1h  CRITICAL  10 matching lines" in finished.stdout
+    assert finished.stdout.splitlines()[-1].startswith("1 of 1 runs would have")
+
+
+def test_syslog_timestamps_and_gzip_files_are_understood(setup, tmp_path):
+    config, log, _state = setup
+    write_log(log, syslog)
+    packed = tmp_path / "app.log.2.gz"
+    with gzip.open(packed, "wb") as stream:
+        stream.write(log.read_bytes())
+
+    finished = replay(config, "app-errors", str(packed))
+
+    assert finished.returncode == 0, finished.stderr
+    assert "5 runs of 1m" in finished.stdout
+    assert finished.stdout.splitlines()[-1] == (
+        "2 of 5 runs would have alerted (1 WARNING, 1 CRITICAL); "
+        "10 matching lines in all"
+    )
+
+
+def test_file_without_timestamps_is_one_run(setup):
+    config, log, _state = setup
+    log.write_text("ERROR one\nfine\nsegfault two\nERROR expected\n")
+
+    finished = replay(config, "app-errors", str(log))
+
+    assert finished.returncode == 0, finished.stderr
+    assert "4 lines, one run: no timestamps at line starts" in finished.stdout
+    assert f"whole file  WARNING  2 matching lines in {log}: ERROR one" in (
+        finished.stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "status", "message"),
+    [
+        (("nope", "{log}"), 64, "no check named 'nope'"),
+        (("true", "{log}"), 78, "replay works on logscan checks only"),
+        (("app-errors", "{missing}"), 65, "cannot read"),
+        (("app-errors", "{log}", "--window", "soon"), 64, "--window"),
+    ],
+)
+def test_replay_fails_with_a_one_line_error_and_its_exit_status(
+    setup, tmp_path, arguments, status, message
+):
+    config, log, _state = setup
+    write_log(log, iso)
+    filled = [
+        argument.format(log=log, missing=tmp_path / "missing.log")
+        for argument in arguments
+    ]
+
+    finished = replay(config, *filled)
+
+    assert finished.returncode == status
+    assert finished.stdout == ""
+    assert len(finished.stderr.splitlines()) == 1
+    assert message in finished.stderr
+    assert "Traceback" not in finished.stderr
