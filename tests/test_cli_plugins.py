@@ -289,3 +289,13 @@ def test_plugins_prints_each_failure_once_and_warns_of_unknown_disabled_names(
     assert f"notifier: ${DISABLE_ENV} names 'nothing', which is no plugin" in (
         done.stderr
     )
+
+
+def test_plugins_lists_the_delivery_transports_with_their_origin(tmp_path, capsys):
+    status = main(["plugins", "-c", str(tmp_path / "absent.toml")])
+
+    out, _ = capsys.readouterr()
+    assert status == EX_OK
+    rows = [line.split()[:2] for line in out.split("TRANSPORT", 1)[1].splitlines()]
+    assert ["smtp", "built-in"] in rows
+    assert ["file", "built-in"] in rows

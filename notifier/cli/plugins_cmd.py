@@ -61,6 +61,7 @@ def run_plugins(args: argparse.Namespace) -> int:
         registry = build_registry(plugin_dirs)
 
     sys.stdout.write(render_types(registry))
+    sys.stdout.write(render_transports(registry))
     if args.verbose:
         sys.stdout.write(render_options(registry))
         sys.stdout.write(render_plugins(registry))
@@ -126,6 +127,17 @@ def render_types(registry: Registry) -> str:
     if not rows:
         return "no check types are available\n"
     return _table(("TYPE", "ORIGIN", "SUMMARY"), rows)
+
+
+def render_transports(registry: Registry) -> str:
+    """Return the table of delivery transports ``[mail] transport`` can name."""
+    rows = [
+        (name, info.origin, info.transport_type.summary)
+        for name, info in sorted(registry.transports.items())
+    ]
+    if not rows:
+        return "\nno transports are available\n"
+    return "\n" + _table(("TRANSPORT", "ORIGIN", "SUMMARY"), rows)
 
 
 def render_options(registry: Registry) -> str:
