@@ -80,7 +80,7 @@ def test_plugins_lists_a_dropin_type_with_its_file(tmp_path):
     done = run_notifier("plugins", "-c", str(config))
 
     assert done.returncode == EX_OK, done.stderr
-    rows = {line.split()[0]: line for line in done.stdout.splitlines()}
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line}
     assert rows["TYPE"].split() == ["TYPE", "ORIGIN", "SUMMARY"]
     assert rows["fixture_exists"].split(maxsplit=2) == [
         "fixture_exists",
