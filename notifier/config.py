@@ -205,7 +205,7 @@ class CheckCommon:
 
     every: float = setting("duration", 60.0, "How often the check runs.", minimum=0.1)
     cron: str = setting(
-        "str", "", "Crontab expression ('*/5 * * * *'); when set, replaces 'every'."
+        "cron", "", "Crontab expression ('*/5 * * * *'); when set, replaces 'every'."
     )
     timeout: float = setting(
         "duration",

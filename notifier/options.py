@@ -34,6 +34,7 @@ Kind = Literal[
     "regex_list",
     "choice",
     "clock",
+    "cron",
     "runs_or_duration",
     "n_of_m",
     "str_map",
@@ -53,6 +54,7 @@ _KIND_WORDS: dict[str, str] = {
     "regex_list": "a regular expression or a list of them",
     "choice": "one of the listed words",
     "clock": "a time of day such as '08:00', or '' for off",
+    "cron": "a crontab line such as '*/5 * * * *', or '' for none",
     "runs_or_duration": "a number of runs such as 3, or a duration such as '5m'",
     "n_of_m": "a string such as '3 of 5'",
     "str_map": 'a table of strings such as { LANG = "C" }',
@@ -84,7 +86,8 @@ class Option:
     :param minimum: smallest allowed value, for numbers, durations and sizes
         (compared with seconds or bytes), and list lengths.
     :param maximum: largest allowed value, like ``minimum``.
-    :param choices: allowed words, for ``kind="choice"``.
+    :param choices: allowed words, for ``kind="choice"``; for ``kind="int"``,
+        the allowed numbers written as strings (``("1", "5", "15")``).
     :param required: the key must be present.
     :param secret: the value is never printed or logged.
     """
@@ -103,6 +106,8 @@ class Option:
         """Return what a valid value looks like, in words."""
         if self.kind == "choice":
             return "one of " + ", ".join(repr(choice) for choice in self.choices)
+        if self.kind == "int" and self.choices:
+            return "one of " + ", ".join(self.choices)
         return _KIND_WORDS[self.kind]
 
 
@@ -159,8 +164,13 @@ def _parse(option: Option, value: object) -> Any:
             return value
         raise _wrong(option, value)
     if kind == "int":
-        if isinstance(value, int):
+        if isinstance(value, int) and (
+            not option.choices or str(value) in option.choices
+        ):
             return value
+        if isinstance(value, int):
+            msg = f"{value} is not valid"
+            raise InvalidValue(msg, "use one of " + ", ".join(option.choices))
         raise _wrong(option, value)
     if kind == "float":
         if isinstance(value, int | float):
@@ -196,6 +206,8 @@ def _parse(option: Option, value: object) -> Any:
         if value == "":
             return ""
         raise _wrong(option, value)
+    if kind == "cron":
+        return _parse_cron(option, value)
     if kind == "runs_or_duration":
         if isinstance(value, int):
             if value < 1:
@@ -231,6 +243,23 @@ def _parse_duration(option: Option, value: object) -> float:
     except ValueError as exc:
         msg = f"{value!r} is not a duration"
         raise InvalidValue(msg, _KIND_WORDS["duration"]) from exc
+
+
+def _parse_cron(option: Option, value: object) -> str:
+    if not isinstance(value, str):
+        raise _wrong(option, value)
+    if not value.strip():
+        return ""
+
+    # The scheduler's own parser decides, so what passes here also runs.
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value.strip(), timezone="UTC")
+    except ValueError as exc:
+        msg = f"{value!r} is not a crontab line: {exc}"
+        raise InvalidValue(msg, _KIND_WORDS["cron"]) from exc
+    return value.strip()
 
 
 def _parse_list(option: Option, value: object) -> tuple[Any, ...]:

@@ -13,6 +13,7 @@ import pytest
 
 from notifier.checks.base import Status
 from notifier.config import build_config
+from notifier.errors import ConfigError
 from notifier.plugins import build_registry
 from notifier.runner import create_check, run_check
 
@@ -75,12 +76,17 @@ def test_load_defaults_to_the_five_minute_average(tmp_path):
     assert result.value == pytest.approx(result.metrics["load_5m"] / cores)
 
 
-def test_load_minutes_other_than_1_5_15_is_unknown_with_the_reason(tmp_path):
-    result = run_load(tmp_path, minutes=7)
+def test_load_minutes_other_than_1_5_15_is_a_config_error(tmp_path):
+    raw = {"check": [{"name": "load", "type": "load", "minutes": 7}]}
+    registry = build_registry([], load_entry_points=False)
 
-    assert result.status is Status.UNKNOWN
-    assert "minutes = 7" in result.summary
-    assert "use 1, 5 or 15" in result.summary
+    with pytest.raises(ConfigError) as caught:
+        build_config(raw, tmp_path / "n.toml", registry.check_type_map())
+
+    assert str(caught.value) == (
+        f'{tmp_path / "n.toml"}: [[check]] "load" minutes: 7 is not valid '
+        "(use one of 1, 5, 15)"
+    )
 
 
 def test_load_lists_the_busiest_processes(tmp_path):

@@ -410,3 +410,16 @@ def test_arbitrary_bytes_as_config_give_a_config_error(data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert status in (0, EX_CONFIG)
     assert "internal error" not in err
+
+
+def test_cron_lines_are_checked_by_the_scheduler_s_own_parser():
+    rendered = problems_of(
+        "[[check]]\nname = 'x'\ntype = 'diskish'\ncron = '61 * * * *'"
+    )
+
+    assert len(rendered) == 1
+    assert rendered[0].startswith(
+        "/etc/notifier/notifier.toml: [[check]] \"x\" cron: '61 * * * *' is not a "
+        "crontab line"
+    )
+    assert build("[defaults]\ncron = '*/5 * * * *'").defaults.cron == "*/5 * * * *"

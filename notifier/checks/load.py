@@ -31,8 +31,7 @@ OPTIONS: Final = (
         "int",
         5,
         "Which load average to compare: over 1, 5 or 15 minutes.",
-        minimum=1,
-        maximum=15,
+        choices=("1", "5", "15"),
     ),
     Option(
         "per_core",
