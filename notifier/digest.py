@@ -1,16 +1,11 @@
 """The daily digest: one message a day with the state of everything.
 
-This module owns two things:
-
-- :class:`DigestLog`, the record of what happened since the last digest: every
-  alert event the state machine emitted, and the highest and lowest value
-  each check reached while OK. It lives in ``<state_dir>/digest.jsonl`` (one
-  JSON object a line), so a restart forgets nothing that was written.
-- :func:`compose_digest`, which turns that record, the checks' last results,
-  the alert states and the outbox into one email.
-
-The digest doubles as a dead-man's switch: its last line says that if it
-stops arriving, notifier itself is broken on this host.
+:func:`compose_digest` turns the day's record (:class:`DigestLog`, which
+lives in :mod:`notifier.digestlog` and is re-exported here), the checks' last
+results, the alert states and the outbox into one email: every check's
+state, the checks that came close to a threshold, and what was sent,
+delayed and failed. The digest doubles as a dead-man's switch: its last line
+says that if it stops arriving, notifier itself is broken on this host.
 
 "Came close" rule: a check came close when, while its result was OK, its
 value came within 20% of its ``warning`` option (:data:`NEAR_FRACTION`).
@@ -24,25 +19,17 @@ numeric ``warning`` option (a command check) never counts as close.
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import textwrap
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
-from pathlib import Path
 from typing import Any, Final
 
 from notifier import __version__
-from notifier.atomicfile import write_atomic
 from notifier.attachments import printable
-from notifier.checks.base import Status
 from notifier.compose import (
     POLICY,
     SUBJECT_LIMIT,
@@ -53,285 +40,28 @@ from notifier.compose import (
 )
 from notifier.config import CheckSpec, Config
 from notifier.delivery import DeliveryStatus, read_status
-from notifier.events import AlertEvent
+from notifier.digestlog import DigestLog, NotedEvent, Peak
 from notifier.outbox import Entry, Outbox
 from notifier.redact import Redactor, redactor_for
 from notifier.state import AlertState
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "DigestLog",
+    "NotedEvent",
+    "Peak",
+    "compose_digest",
+    "digest_recipients",
+    "near_miss",
+]
 
-DIGEST_FILE: Final = "digest.jsonl"
 NEAR_FRACTION: Final = 0.8
 """A value this far towards ``warning`` (or beyond, while OK) came close."""
-MAX_FILE_BYTES: Final = 4 * 1024 * 1024
-"""Past this size ``digest.jsonl`` takes no more lines until the next digest."""
-MAX_EVENTS: Final = 10_000
-"""Events kept in memory; past this they are only counted."""
-PEAK_FLUSH_SECONDS: Final = 300.0
-"""Changed peaks are written at most this often; a crash loses no more."""
-SUMMARY_CHARS: Final = 300
 LISTED: Final = 50
 """Longest list of alerts, waiting or failed messages shown in the body."""
 _LINE_LIMIT: Final = 78
 _WRAP: Final = 72
 _PENDING: Final = "PENDING"
 _ORDER: Final = ("CRITICAL", "WARNING", "UNKNOWN", _PENDING, "OK")
-
-
-@dataclass(frozen=True)
-class NotedEvent:
-    """One alert event as the digest remembers it."""
-
-    at: datetime
-    kind: str
-    check: str
-    status: str
-    previous: str | None
-    summary: str
-
-
-@dataclass(frozen=True)
-class Peak:
-    """The lowest and highest value a check reached while OK."""
-
-    low: float
-    high: float
-
-
-class DigestLog:
-    """What happened since the last digest, in memory and in ``digest.jsonl``.
-
-    Safe to call from any thread. :meth:`note_event` appends one line per
-    event; :meth:`note_value` only updates memory and writes changed peaks at
-    most every :data:`PEAK_FLUSH_SECONDS`, so it costs a lock and a compare
-    per check run. The file stops growing at :data:`MAX_FILE_BYTES`; events
-    past that are counted, not listed. A write that fails is logged once and
-    the record is kept in memory.
-
-    :param state_dir: the daemon's state folder.
-    :param now: when this record starts if there is none on disk (default:
-        the clock).
-    :param max_bytes: the file's size limit.
-    :param peak_flush_seconds: how often changed peaks are written at most.
-    """
-
-    def __init__(
-        self,
-        state_dir: Path,
-        now: datetime | None = None,
-        *,
-        max_bytes: int = MAX_FILE_BYTES,
-        peak_flush_seconds: float = PEAK_FLUSH_SECONDS,
-    ) -> None:
-        self.path = state_dir / DIGEST_FILE
-        self.max_bytes = max_bytes
-        self.peak_flush_seconds = peak_flush_seconds
-        self._lock = threading.Lock()
-        self._events: list[NotedEvent] = []
-        self._peaks: dict[str, Peak] = {}
-        self._dirty: set[str] = set()
-        self._flushed = time.monotonic()
-        self._overflow = 0
-        self._size = 0
-        self._write_failed = False
-        self.period_start = now or datetime.now(UTC)
-        if self.path.exists():
-            self._load()
-        else:
-            self._rewrite()
-
-    def note_event(self, event: AlertEvent) -> None:
-        """Remember ``event`` for the next digest and append it to the file."""
-        noted = NotedEvent(
-            at=event.at,
-            kind=event.kind.value,
-            check=event.check,
-            status=event.status.name,
-            previous=event.previous_status.name if event.previous_status else None,
-            summary=shorten(event.summary, SUMMARY_CHARS),
-        )
-        line = {"type": "event", **_event_to_json(noted)}
-        with self._lock:
-            # Limitation: the count of events past the limits lives in memory
-            # only; after a restart the digest lists what was kept and no more.
-            if len(self._events) < MAX_EVENTS and self._append(line):
-                self._events.append(noted)
-            else:
-                self._overflow += 1
-
-    def note_value(
-        self, check: str, status: Status, value: float | None, at: datetime
-    ) -> None:
-        """Remember ``value`` if it is the check's highest or lowest while OK.
-
-        Called for every result; only OK results with a value count.
-        """
-        if status is not Status.OK or value is None:
-            return
-        with self._lock:
-            peak = self._peaks.get(check)
-            if peak is None or value > peak.high or value < peak.low:
-                low = value if peak is None else min(peak.low, value)
-                high = value if peak is None else max(peak.high, value)
-                self._peaks[check] = Peak(low, high)
-                self._dirty.add(check)
-            elapsed = time.monotonic() - self._flushed
-            if self._dirty and elapsed >= self.peak_flush_seconds:
-                self._flush_peaks(at)
-
-    def events(self) -> list[NotedEvent]:
-        """Return the events noted since the last digest, oldest first."""
-        with self._lock:
-            return sorted(self._events, key=lambda noted: noted.at)
-
-    def overflow(self) -> int:
-        """Return how many events were counted but not kept (file full)."""
-        with self._lock:
-            return self._overflow
-
-    def peaks(self) -> dict[str, Peak]:
-        """Return each check's lowest and highest value while OK, by name."""
-        with self._lock:
-            return dict(self._peaks)
-
-    def rotate(self, now: datetime) -> None:
-        """Forget what a digest composed up to ``now`` covered.
-
-        Events noted after ``now`` are kept; peaks start afresh.
-        """
-        with self._lock:
-            self._events = [noted for noted in self._events if noted.at > now]
-            self._peaks = {}
-            self._dirty = set()
-            self._overflow = 0
-            self.period_start = now
-            self._rewrite()
-
-    def _flush_peaks(self, at: datetime) -> None:
-        values = {
-            name: [self._peaks[name].low, self._peaks[name].high]
-            for name in sorted(self._dirty)
-        }
-        self._append({"type": "peaks", "at": at.isoformat(), "values": values})
-        self._dirty = set()
-        self._flushed = time.monotonic()
-
-    def _append(self, line: Mapping[str, Any]) -> bool:
-        """Append one line; return False when the file is full (lock held)."""
-        data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
-        if self._size + len(data) > self.max_bytes:
-            return False
-        try:
-            descriptor = os.open(
-                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
-            )
-            try:
-                os.write(descriptor, data)
-            finally:
-                os.close(descriptor)
-        except OSError as exc:
-            self._warn_write(exc)
-            return True
-        self._size += len(data)
-        self._write_failed = False
-        return True
-
-    def _rewrite(self) -> None:
-        """Replace the file with the period start, events and peaks (lock held)."""
-        lines: list[dict[str, Any]] = [
-            {"type": "period", "start": self.period_start.isoformat()}
-        ]
-        lines += [{"type": "event", **_event_to_json(e)} for e in self._events]
-        if self._peaks:
-            values = {name: [p.low, p.high] for name, p in self._peaks.items()}
-            lines.append({"type": "peaks", "values": values})
-        data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, data.encode("utf-8"), mode=0o600)
-        except OSError as exc:
-            self._warn_write(exc)
-            return
-        self._size = len(data.encode("utf-8"))
-        self._write_failed = False
-
-    def _warn_write(self, exc: OSError) -> None:
-        if not self._write_failed:
-            log.warning(
-                "digest record %s cannot be written (%s); kept in memory only",
-                self.path,
-                exc.strerror or exc,
-            )
-        self._write_failed = True
-
-    def _load(self) -> None:
-        try:
-            data = self.path.read_bytes()
-        except OSError as exc:
-            log.warning("digest record %s cannot be read (%s)", self.path, exc)
-            return
-        self._size = len(data)
-        damaged = 0
-        for raw in data.splitlines():
-            try:
-                self._load_line(json.loads(raw))
-            except (ValueError, TypeError, KeyError):
-                # A line cut short by a crash, or edited by hand.
-                damaged += 1
-        if damaged:
-            log.warning(
-                "digest record %s: %d damaged lines skipped", self.path, damaged
-            )
-
-    def _load_line(self, line: Any) -> None:
-        kind = line["type"]
-        if kind == "period":
-            self.period_start = _aware(line["start"])
-        elif kind == "event":
-            self._events.append(_event_from_json(line))
-        elif kind == "peaks":
-            for name, (low, high) in line["values"].items():
-                old = self._peaks.get(name)
-                if old is not None:
-                    low, high = min(old.low, low), max(old.high, high)
-                self._peaks[str(name)] = Peak(float(low), float(high))
-
-
-def _event_to_json(noted: NotedEvent) -> dict[str, Any]:
-    return {
-        "at": noted.at.isoformat(),
-        "kind": noted.kind,
-        "check": noted.check,
-        "status": noted.status,
-        "previous": noted.previous,
-        "summary": noted.summary,
-    }
-
-
-def _event_from_json(line: Mapping[str, Any]) -> NotedEvent:
-    previous = line["previous"]
-    return NotedEvent(
-        at=_aware(line["at"]),
-        kind=str(line["kind"]),
-        check=str(line["check"]),
-        status=str(line["status"]),
-        previous=str(previous) if previous is not None else None,
-        summary=str(line["summary"]),
-    )
-
-
-def _aware(text: object) -> datetime:
-    if not isinstance(text, str):
-        msg = f"{text!r} is not a time"
-        raise TypeError(msg)
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        msg = f"{text!r} has no time zone"
-        raise ValueError(msg)
-    return moment
-
-
-# Composing -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
