@@ -1,351 +1,43 @@
-"""Finding the lines of a log that match a check's patterns, fast.
+"""Finding the lines of a log that match a check's rules, fast.
 
-This module owns the rules of the ``logscan`` check (patterns, ignore
-patterns, encoding) and the block scanner that applies them to bytes. It
-knows nothing about files, offsets or rotation (see :mod:`notifier.tail`):
-it is handed a ``read(n)`` function and returns how far it got.
+This module owns the block scanner that applies :class:`notifier.logrules.Rules`
+to a stream of bytes, and the evidence it keeps. It knows nothing about files,
+offsets or rotation (see :mod:`notifier.tail`): it is handed a
+``readinto(buffer)`` function and returns how far it got.
 
-How it stays fast: data is read in large blocks, and each block is searched
-as a whole. When every pattern needs one of a few literal strings (``error``
-in ``error:\\s+\\d+``), the block's bytes are searched for those literals with
-``bytes.find`` and only the line around a hit is decoded and given to the
+How it stays fast: data is read in large blocks into one buffer, and each
+block is searched as a whole. When every pattern needs one of a few literal
+strings, the block's bytes are searched for those literals with
+``bytearray.find`` and only the line around a hit is decoded and given to the
 regular expression. Otherwise the block's complete lines are decoded at once
 and searched with one compiled alternation of all patterns. Either way line
 boundaries are located only around a hit, and lines are counted with
-``bytes.count``. Patterns always see decoded text, so both ways give the same
-answer; the first is merely quicker.
+``count(b"\\n")``. Patterns always see decoded text, so both ways give the
+same answer; the first is merely quicker.
 
-Rules a user can rely on:
-
-- Patterns and ignore patterns are Python regular expressions applied to one
-  line at a time, without its line ending (``\\n`` or ``\\r\\n``); ``^`` and
-  ``$`` are the line's start and end. A line that matches a pattern and no
-  ignore pattern counts once, however many patterns it matches.
-- Bytes that are not valid in the encoding become U+FFFD; NUL and other
-  control characters are kept for matching and shown escaped (``\\x00``) in
-  evidence.
-- Evidence lines are cut at :data:`EVIDENCE_CHARS` characters with a marker
-  saying how much was left out.
-- A line longer than :data:`MAX_LINE_BYTES` is never held in memory whole: it
-  is searched in overlapping pieces of that size. It still counts as one line.
+A line longer than :data:`MAX_LINE_BYTES` is never held in memory whole: it
+is searched in overlapping pieces of that size, and still counts as one line.
 """
 
 from __future__ import annotations
 
-import codecs
 import collections
-import importlib
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
+
+from notifier.logrules import EVIDENCE_CHARS, Literals, Rules, cut_evidence, printable
 
 BLOCK_SIZE: Final = 1024 * 1024
 """Bytes read and searched at a time."""
 MAX_LINE_BYTES: Final = 1024 * 1024
 """Longer lines are searched in pieces of this size (memory stays bounded)."""
-EVIDENCE_CHARS: Final = 1000
-"""Evidence lines are cut at this many characters."""
 _PIECE_OVERLAP: Final = 4096
 """Bytes of a long line's piece searched again with the next piece, so a match
 crossing the boundary between two pieces is still found."""
 _LONG_LINE_LEAD: Final = 200
 """Characters shown before the match when a long line is cut for evidence."""
-_MIN_LITERAL: Final = 3
-"""Shortest literal worth a block search; shorter ones hit on most lines."""
-_CASE_TRAPS: Final = frozenset("iksIKS")
-"""ASCII letters that a case-insensitive Python pattern also matches with a
-non-ASCII character (dotless i, dotted capital I, KELVIN SIGN, long s); a byte
-search cannot see those."""
 _Text = TypeVar("_Text", str, bytes, bytearray)
-_GLOBAL_FLAGS: Final = re.compile(r"\(\?([aiLmsux]+)\)")
-
-
-class RulesError(ValueError):
-    """The patterns or the encoding cannot be used; the message says why."""
-
-
-def _escape_controls() -> dict[int, str]:
-    table = {code: f"\\x{code:02x}" for code in range(32) if code != 9}
-    table.update({code: f"\\x{code:02x}" for code in range(127, 160)})
-    return table
-
-
-_CONTROL_ESCAPES: Final = _escape_controls()
-
-
-def printable(text: str) -> str:
-    """Return ``text`` with control characters (but tab) shown as ``\\xNN``.
-
-    Log content goes to terminals and email bodies; an escape sequence or a
-    bare carriage return in it must not act, only show.
-    """
-    return text.translate(_CONTROL_ESCAPES)
-
-
-def cut_evidence(text: str, limit: int = EVIDENCE_CHARS) -> str:
-    """Return ``text`` cut at ``limit`` characters, with a marker when cut."""
-    if len(text) <= limit:
-        return printable(text)
-    left_out = len(text) - limit
-    return printable(text[:limit]) + f" [... {left_out} more characters cut]"
-
-
-def check_encoding(name: str) -> str:
-    """Return the canonical name of the log encoding ``name``.
-
-    :raises RulesError: when Python has no such codec, or when the encoding
-        does not write a line feed as the single byte ``\\n`` (UTF-16 and
-        UTF-32 logs are not supported).
-    """
-    try:
-        canonical = codecs.lookup(name).name
-    except LookupError as exc:
-        msg = f"{name!r} is not an encoding Python knows"
-        raise RulesError(msg) from exc
-    try:
-        newline_ok = "\n".encode(canonical) == b"\n"
-    except (UnicodeError, LookupError):
-        newline_ok = False
-    if not newline_ok:
-        msg = f"{name!r} does not write a line feed as one byte"
-        raise RulesError(msg)
-    return canonical
-
-
-def _byte_search_exact(encoding: str) -> bool:
-    """Return whether finding a character's bytes in raw data is the same as
-    finding the character in the decoded text, for this encoding."""
-    if encoding in ("utf-8", "utf-8-sig", "ascii"):
-        return True
-    try:
-        every_byte = bytes(range(256)).decode(encoding, errors="replace")
-        ascii_text = bytes(range(128)).decode(encoding)
-    except (UnicodeError, LookupError):
-        return False
-    single_byte = len(every_byte) == 256
-    return single_byte and ascii_text == "".join(map(chr, range(128)))
-
-
-def _scoped(pattern: str) -> str:
-    """Return ``pattern`` with leading global flags made local to it, so that
-    it can stand inside an alternation."""
-    match = _GLOBAL_FLAGS.match(pattern)
-    if match is None:
-        return f"(?:{pattern})"
-    return f"(?{match.group(1)}:{pattern[match.end() :]})"
-
-
-def _compile_any(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
-    """Return one compiled alternation of ``patterns`` if Python accepts it,
-    else each pattern compiled alone."""
-    if not patterns:
-        return ()
-    try:
-        combined = "|".join(_scoped(pattern) for pattern in patterns)
-        return (re.compile(combined, re.MULTILINE),)
-    except re.error:
-        return tuple(re.compile(pattern, re.MULTILINE) for pattern in patterns)
-
-
-@dataclass(frozen=True)
-class _Literals:
-    """Strings of which every match contains at least one."""
-
-    needles: tuple[bytes, ...]
-    lower: bool
-    """Search the lower-cased block (some pattern ignores case)."""
-    exact: bool
-    """A hit is a match: the patterns are nothing but these strings."""
-
-
-class _LiteralFinder:
-    """Works out the literals a pattern needs, from Python's own parse tree.
-
-    The parser is private to :mod:`re`; any surprise in its shape makes this
-    return ``None`` and the scanner uses the slower, always-right way.
-    """
-
-    def __init__(self, encoding: str) -> None:
-        self._encoding = encoding
-        self._parser: Any = importlib.import_module("re._parser")
-        self.lower = False
-
-    def needles(self, pattern: str) -> tuple[set[str], bool] | None:
-        """Return the literals of ``pattern`` and whether they are all of it."""
-        tree = self._parser.parse(pattern, re.MULTILINE)
-        flags = int(tree.state.flags)
-        ignorecase = bool(flags & re.IGNORECASE)
-        traps = frozenset() if flags & re.ASCII else _CASE_TRAPS
-        self.lower = self.lower or ignorecase
-        found = self._sequence(list(tree), ignorecase, traps)
-        pure = None if ignorecase else self._pure(list(tree))
-        if found is None:
-            return None
-        return found, pure is not None and set(pure) == found
-
-    def _usable(self, code: int, ignorecase: bool, traps: frozenset[str]) -> bool:
-        char = chr(code)
-        if char == "\ufffd" or char == "\n":
-            return False
-        if ignorecase:
-            return code < 128 and char not in traps
-        try:
-            char.encode(self._encoding)
-        except UnicodeError:
-            return False
-        return True
-
-    def _sequence(
-        self, items: list[Any], ignorecase: bool, traps: frozenset[str]
-    ) -> set[str] | None:
-        best: set[str] | None = None
-        run: list[str] = []
-        for op, argument in [*items, (None, None)]:
-            name = getattr(op, "name", None)
-            if name == "LITERAL" and self._usable(argument, ignorecase, traps):
-                run.append(chr(argument))
-                continue
-            if run:
-                best = _better(best, {"".join(run)})
-                run = []
-            best = _better(best, self._item(name, argument, ignorecase, traps))
-        return best
-
-    def _item(
-        self, name: str | None, argument: Any, ignorecase: bool, traps: frozenset[str]
-    ) -> set[str] | None:
-        if name == "SUBPATTERN":
-            _group, add_flags, del_flags, inner = argument
-            scoped = (ignorecase or bool(add_flags & re.IGNORECASE)) and not (
-                del_flags & re.IGNORECASE
-            )
-            self.lower = self.lower or scoped
-            return self._sequence(list(inner), scoped, traps)
-        if name == "BRANCH":
-            union: set[str] = set()
-            for branch in argument[1]:
-                found = self._sequence(list(branch), ignorecase, traps)
-                if found is None:
-                    return None
-                union |= found
-            return union
-        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            minimum, _maximum, inner = argument
-            return self._sequence(list(inner), ignorecase, traps) if minimum else None
-        if name == "ATOMIC_GROUP":
-            return self._sequence(list(argument), ignorecase, traps)
-        return None
-
-    def _pure(self, items: list[Any]) -> list[str] | None:
-        """Return the strings ``items`` stands for when it is only literals."""
-        if len(items) == 1 and getattr(items[0][0], "name", None) == "BRANCH":
-            strings: list[str] = []
-            for branch in items[0][1][1]:
-                inner = self._pure(list(branch))
-                if inner is None or len(inner) != 1:
-                    return None
-                strings.extend(inner)
-            return strings
-        chars: list[str] = []
-        for op, argument in items:
-            if getattr(op, "name", None) != "LITERAL":
-                return None
-            if not self._usable(argument, False, frozenset()):
-                return None
-            chars.append(chr(argument))
-        return ["".join(chars)] if chars else None
-
-
-def _better(current: set[str] | None, other: set[str] | None) -> set[str] | None:
-    """Return the more selective of two literal sets (longest shortest member,
-    then fewest members)."""
-    if other is None or not other:
-        return current
-    if current is None:
-        return other
-    score_current = (min(map(len, current)), -len(current))
-    score_other = (min(map(len, other)), -len(other))
-    return other if score_other > score_current else current
-
-
-def _literals(patterns: Sequence[str], encoding: str) -> _Literals | None:
-    if not _byte_search_exact(encoding):
-        return None
-    finder = _LiteralFinder(encoding)
-    strings: set[str] = set()
-    exact = True
-    try:
-        for pattern in patterns:
-            found = finder.needles(pattern)
-            if found is None:
-                return None
-            strings |= found[0]
-            exact = exact and found[1]
-    except Exception:
-        # Any surprise in re's private parser: use the always-right way.
-        return None
-    if not strings or min(map(len, strings)) < _MIN_LITERAL:
-        return None
-    if finder.lower:
-        if not all(text.isascii() for text in strings):
-            return None
-        needles = tuple(sorted({text.lower().encode("ascii") for text in strings}))
-        return _Literals(needles, lower=True, exact=False)
-    needles = tuple(sorted({text.encode(encoding) for text in strings}))
-    return _Literals(needles, lower=False, exact=exact)
-
-
-class Rules:
-    """A check's compiled patterns, ignore patterns and encoding.
-
-    :param patterns: regular expressions; a line matching any of them counts.
-    :param ignore: regular expressions; a line matching any of them does not
-        count, whatever else it matches.
-    :param encoding: how the log's bytes become text; invalid bytes become
-        U+FFFD.
-    :raises RulesError: when the encoding is unusable or no pattern is given.
-    :raises re.error: when a pattern does not compile.
-    """
-
-    def __init__(
-        self,
-        patterns: Sequence[str],
-        ignore: Sequence[str] = (),
-        encoding: str = "utf-8",
-    ) -> None:
-        if not patterns:
-            msg = "at least one pattern is needed"
-            raise RulesError(msg)
-        self.encoding = check_encoding(encoding)
-        self.patterns = tuple(patterns)
-        self.ignore = tuple(ignore)
-        self._search = _compile_any(self.patterns)
-        self._ignore = _compile_any(self.ignore)
-        self.literals = _literals(self.patterns, self.encoding)
-        self.counts: Callable[[str], object] = self.matches
-        if len(self._search) == 1 and not self._ignore:
-            # The common case, without a Python call in between.
-            self.counts = self._search[0].search
-
-    def decode(self, data: bytes | bytearray) -> str:
-        """Return ``data`` decoded, invalid bytes replaced, never raising."""
-        return data.decode(self.encoding, errors="replace")
-
-    def search(self, text: str, start: int = 0) -> re.Match[str] | None:
-        """Return the first match of any pattern in ``text`` from ``start``."""
-        if len(self._search) == 1:
-            return self._search[0].search(text, start)
-        found = [match for rx in self._search if (match := rx.search(text, start))]
-        return min(found, key=lambda match: match.start(), default=None)
-
-    def ignored(self, text: str) -> bool:
-        """Return whether an ignore pattern vetoes the line ``text``."""
-        return any(rx.search(text) for rx in self._ignore)
-
-    def matches(self, line: str) -> bool:
-        """Return whether the single line ``line`` counts as a match."""
-        return self.search(line) is not None and not self.ignored(line)
 
 
 @dataclass(frozen=True)
@@ -577,7 +269,7 @@ class LineScanner:
             self._remember_tail(text, 0, len(text), base)
 
     def _scan_bytes(
-        self, data: bytearray, start: int, cut: int, base: int, literals: _Literals
+        self, data: bytearray, start: int, cut: int, base: int, literals: Literals
     ) -> None:
         # The hot loop of the whole check: nothing per line, little per hit.
         haystack = data.lower() if literals.lower else data

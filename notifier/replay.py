@@ -34,7 +34,8 @@ from typing import IO, Any, Final
 
 from notifier.checks.base import Result
 from notifier.checks.logscan import Thresholds, build_result, new_scanner
-from notifier.logmatch import LineScanner, Rules
+from notifier.logmatch import LineScanner
+from notifier.logrules import Rules
 from notifier.tail import PollReport
 
 _MONTH_NAMES: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun")

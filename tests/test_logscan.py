@@ -22,7 +22,8 @@ from notifier.checks.base import CheckContext, Status
 from notifier.checks.logscan import OPTIONS
 from notifier.config import build_config, read_toml
 from notifier.errors import ConfigError
-from notifier.logmatch import EVIDENCE_CHARS, LineScanner, Rules, cut_evidence
+from notifier.logmatch import LineScanner
+from notifier.logrules import EVIDENCE_CHARS, Rules, cut_evidence
 from notifier.plugins import build_registry
 
 REPOSITORY = Path(__file__).resolve().parent.parent

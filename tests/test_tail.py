@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from notifier.logmatch import LineScanner, Rules
-from notifier.tail import FilePosition, Tailer, write_atomically
+from notifier.logmatch import LineScanner
+from notifier.logrules import Rules
+from notifier.tail import FilePosition, Tailer
 
 WRITER = r"""
 import fcntl, os, sys, time
@@ -484,13 +485,14 @@ def test_budget_catches_up_over_several_polls(tmp_path, logdir):
     collector.assert_each_error_once(20000)
 
 
-def test_offsets_are_replaced_atomically_and_leave_no_temporary_files(tmp_path):
-    target = tmp_path / "offsets.json"
-    write_atomically(target, b"one")
-    write_atomically(target, b"two")
+def test_offsets_are_saved_in_one_file_and_nothing_else(tmp_path, logdir):
+    tailer = new_tailer(tmp_path, logdir)
+    for number in range(3):
+        write_lines(logdir / "app.log", number * 10, 10)
+        Collector().poll(tailer)
+    tailer.close()
 
-    assert target.read_bytes() == b"two"
-    assert [path.name for path in tmp_path.iterdir()] == ["offsets.json"]
+    assert [path.name for path in (tmp_path / "state").iterdir()] == ["offsets.json"]
 
 
 def test_damaged_offsets_start_over_as_a_first_run(tmp_path, logdir, caplog):
@@ -508,6 +510,8 @@ def test_damaged_offsets_start_over_as_a_first_run(tmp_path, logdir, caplog):
 
     assert collector.seqs == [70]
     assert "damaged" in caplog.text
+    kept = [path.name for path in (tmp_path / "state").glob("offsets.json.corrupt-*")]
+    assert len(kept) == 1
     saved = json.loads((tmp_path / "state" / "offsets.json").read_text())
     assert FilePosition(**saved["files"][0]).offset == log.stat().st_size
 

@@ -33,7 +33,8 @@ from notifier.checks.base import (
     worst,
 )
 from notifier.errors import ConfigError
-from notifier.logmatch import LineScanner, Rules, RulesError, Scanned, format_evidence
+from notifier.logmatch import LineScanner, Scanned, format_evidence
+from notifier.logrules import Rules, RulesError
 from notifier.options import Option
 from notifier.tail import PollReport, Segment, Tailer
 from notifier.units import format_size
