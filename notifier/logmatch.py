@@ -191,6 +191,8 @@ class LineScanner:
             cut = buffer.rfind(b"\n", filled, end) + 1
 
             # No line ending yet: keep the line, in pieces when it is long.
+            # Limitation: in a line longer than MAX_LINE_BYTES, a match longer
+            # than _PIECE_OVERLAP that straddles two pieces is not found.
             if cut == 0:
                 filled = end
                 if filled > self.max_line:
@@ -360,6 +362,8 @@ class LineScanner:
                 self._add(recent_index, recent_text, matched=False)
 
         # Context after: what this block has; the rest is owed to the next.
+        # Limitation: lines not yet written when the run reads are not shown,
+        # and a later run does not add them to this run's evidence.
         self._after_left = self.context
         self._after_index = index + 1
         self._owed_context(data, line_end + 1, cut, index + 1)

@@ -37,6 +37,7 @@ _CASE_TRAPS: Final = frozenset("iksIKS")
 non-ASCII character (dotless i, dotted capital I, KELVIN SIGN, long s); a byte
 search cannot see those."""
 _GLOBAL_FLAGS: Final = re.compile(r"\(\?([aiLmsux]+)\)")
+_BACKREFERENCE: Final = re.compile(r"\\[1-9]|\(\?P=")
 
 
 class RulesError(ValueError):
@@ -119,11 +120,16 @@ def _compile_any(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
     else each pattern compiled alone."""
     if not patterns:
         return ()
+    alone = tuple(re.compile(pattern, re.MULTILINE) for pattern in patterns)
+    if len(alone) == 1 or any(_BACKREFERENCE.search(pattern) for pattern in patterns):
+        # Group numbers change inside an alternation: \1 would refer to
+        # another pattern's group.
+        return alone
     try:
         combined = "|".join(_scoped(pattern) for pattern in patterns)
         return (re.compile(combined, re.MULTILINE),)
     except re.error:
-        return tuple(re.compile(pattern, re.MULTILINE) for pattern in patterns)
+        return alone
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,8 @@ TimeParser = Callable[[bytes], float | None]
 LogStream = IO[bytes] | gzip.GzipFile
 
 
+# Limitation: time zones in timestamps are ignored; the lines of one file are
+# taken to share one, which is all windows need.
 def _iso_time(line: bytes) -> float | None:
     match = _ISO.match(line)
     if match is None:

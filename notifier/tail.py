@@ -435,6 +435,8 @@ class Tailer:
                 found.close()
         if position.compressed:
             return None
+        # Limitation: only the log's own folder is searched; logrotate's olddir
+        # elsewhere is followed only through the handle kept open.
         return find_by_content(position, self._positions)
 
     def _read(
@@ -474,6 +476,8 @@ class Tailer:
         position.offset += progress.consumed
         if position.line is not None:
             position.line += progress.lines
+        # Limitation: a compressed file's size is unknown until it has been
+        # read, so what is left of one is not counted in behind_bytes.
         if progress.stopped_by_budget and size is not None:
             poll.report.behind_bytes += size - position.offset
         position.size = size if size is not None else position.offset

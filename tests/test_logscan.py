@@ -416,6 +416,7 @@ PATTERN_SETS = [
     ["(?i:ERR)or", "kern"],
     ["é"],
     ["error", "failed"],
+    [r"(o)\1", r"(r)\1"],
 ]
 
 

@@ -34,7 +34,7 @@ from notifier.checks.base import (
 )
 from notifier.errors import ConfigError
 from notifier.logmatch import LineScanner, Scanned, format_evidence
-from notifier.logrules import Rules, RulesError
+from notifier.logrules import Rules, RulesError, printable
 from notifier.options import Option
 from notifier.tail import PollReport, Segment, Tailer
 from notifier.units import format_size
@@ -197,7 +197,7 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _quote(text: str) -> str:
-    line = " ".join(text.split())
+    line = printable(" ".join(text.split()))
     return line if len(line) <= _QUOTE_CHARS else line[: _QUOTE_CHARS - 3] + "..."
 
 

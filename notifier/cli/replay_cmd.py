@@ -5,6 +5,9 @@ file, cut into the runs the daemon would have made (see
 :mod:`notifier.replay`), and prints each run that had matching lines: when,
 the status and summary the alert would have carried, and the evidence. The
 check's saved offsets are not read or changed.
+
+Each run is judged on its own: the check's ``for``, ``within`` and ``repeat``
+(how the alert state turns results into messages) are not applied.
 """
 
 from __future__ import annotations
