@@ -52,7 +52,7 @@ from notifier.checks.base import Check, Result, Status
 from notifier.compose import compose_alert
 from notifier.config import CheckSpec, Config
 from notifier.delivery import Sender
-from notifier.digest import DigestLog, compose_digest
+from notifier.digest import DigestLog, compose_digest, digest_recipients
 from notifier.errors import ConfigError, NotifierError
 from notifier.grouping import Batch, Grouper
 from notifier.loader import Loaded, load
@@ -407,6 +407,7 @@ class Daemon:
                 self.grouper.add(event)
             self.store.put(name, state)
             self._records[name] = _record_of(result, now, duration)
+        self.digest_log.note_value(name, result.status, result.value, now)
         for event in events:
             log.info(
                 "check %r: %s %s: %s",
@@ -451,17 +452,27 @@ class Daemon:
 
     def _send_digest(self) -> None:
         config = self.runtime.config
+        recipients = digest_recipients(config)
+        if not recipients:
+            log.warning("daily digest skipped: [mail] to is empty")
+            return
+
+        # One moment for composing and rotating, so an alert noted in
+        # between is in exactly one digest.
+        now = datetime.now(UTC)
+        with self._lock:
+            records = {name: dataclasses.asdict(r) for name, r in self._records.items()}
         message = compose_digest(
             config,
-            records={name: dataclasses.asdict(r) for name, r in self._records.items()},
+            records=records,
             alerts=self.store.all(),
             digest_log=self.digest_log,
             outbox=self.outbox,
-            now=datetime.now(UTC),
+            now=now,
         )
-        entry = self.outbox.put(message, config.mail.to)
+        entry = self.outbox.put(message, recipients)
         log.info("daily digest queued as %s", entry.id)
-        self.digest_log.rotate(datetime.now(UTC))
+        self.digest_log.rotate(now)
         self.delivery.poke()
 
     def _job_trouble(self, event: JobExecutionEvent) -> None:

@@ -1,0 +1,109 @@
+"""The daemon's wiring, in-process: digest scheduling, refusals at start-up.
+
+The end-to-end behaviour is in tests/test_daemon.py with real subprocesses;
+these tests reach the parts a subprocess cannot show without waiting for a
+clock time (the daily digest at 08:00).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from notifier.daemon import Daemon
+from notifier.errors import ConfigError
+from notifier.sdnotify import SystemdNotifier
+
+
+def write_config(folder: Path, mail: str) -> Path:
+    path = folder / "notifier.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            [notifier]
+            hostname = "web-1.example.test"
+            state_dir = "{folder / "state"}"
+
+            [mail]
+            transport = "file"
+            {mail}
+
+            [[check]]
+            name = "root-disk"
+            type = "disk"
+            path = "/"
+            warning = 100.0
+            critical = 100.0
+            """
+        )
+    )
+    return path
+
+
+def quiet_systemd() -> SystemdNotifier:
+    return SystemdNotifier.from_environment({})
+
+
+def test_digest_is_scheduled_daily_at_the_configured_local_time(tmp_path, monkeypatch):
+    # A zone far from UTC, so local time and UTC cannot be confused.
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    config = write_config(tmp_path, 'to = ["ops@example.test"]\ndigest = "08:00"')
+    daemon = Daemon(config, quiet_systemd())
+
+    daemon._schedule_housekeeping()
+    daemon.scheduler.start(paused=True)
+    try:
+        job = daemon.scheduler.get_job("digest")
+        when = job.next_run_time.astimezone(ZoneInfo("Asia/Tokyo"))
+    finally:
+        daemon.scheduler.shutdown(wait=False)
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+    assert (when.hour, when.minute) == (8, 0)
+    now = datetime.now(UTC)
+    assert 0 < (when - now).total_seconds() <= 24 * 3600
+
+
+def test_digest_goes_to_the_outbox_addressed_to_mail_to(tmp_path):
+    config = write_config(tmp_path, 'to = ["ops@example.test"]\ndigest = "08:00"')
+    daemon = Daemon(config, quiet_systemd())
+
+    daemon._send_digest()
+
+    (queued,) = sorted((tmp_path / "state" / "outbox").glob("*.eml"))
+    message = email.message_from_bytes(queued.read_bytes(), policy=email.policy.default)
+    assert "daily digest" in message["Subject"]
+    assert message["To"] == "ops@example.test"
+    body = message.get_body(preferencelist=("plain",)).get_content()
+    assert "root-disk" in body
+    assert "If this digest stops arriving" in body
+
+
+def test_no_digest_job_when_digest_is_off(tmp_path):
+    config = write_config(tmp_path, 'to = ["ops@example.test"]')
+    daemon = Daemon(config, quiet_systemd())
+
+    daemon._schedule_housekeeping()
+
+    assert daemon.scheduler.get_job("digest") is None
+
+
+def test_start_is_refused_when_nobody_would_get_alerts(tmp_path):
+    config = write_config(tmp_path, "to = []")
+
+    with pytest.raises(ConfigError) as caught:
+        Daemon(config, quiet_systemd())
+
+    assert str(caught.value) == (
+        f"{config}: [mail] to: is empty and no check has its own 'to': nobody "
+        'would get alerts (set to = ["you@example.com"])'
+    )
