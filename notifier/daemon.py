@@ -48,6 +48,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from notifier import __version__
+from notifier.atomicfile import write_atomic
 from notifier.checks.base import Check, Result, Status
 from notifier.compose import compose_alert
 from notifier.config import CheckSpec, Config
@@ -56,7 +57,7 @@ from notifier.digest import DigestLog, compose_digest, digest_recipients
 from notifier.errors import ConfigError, NotifierError
 from notifier.grouping import Batch, Grouper
 from notifier.loader import Loaded, load
-from notifier.outbox import Outbox, write_atomically
+from notifier.outbox import Outbox
 from notifier.runner import create_check, run_check, warmup_of
 from notifier.sdnotify import SystemdNotifier
 from notifier.silences import SilenceStore
@@ -519,7 +520,7 @@ class Daemon:
         }
         data = json.dumps(document, indent=1).encode("utf-8")
         try:
-            write_atomically(self.state_dir / STATUS_FILE, data, mode=0o644)
+            write_atomic(self.state_dir / STATUS_FILE, data, mode=0o644)
         except OSError as exc:
             log.warning("status file cannot be written: %s", exc)
         self.systemd.status(self._status_line())

@@ -38,10 +38,11 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Final
 
+from notifier.atomicfile import write_atomic
 from notifier.compose import human_duration, mark_queued_since
 from notifier.config import Config
 from notifier.errors import ConfigError, DataError
-from notifier.outbox import Entry, Outbox, write_atomically
+from notifier.outbox import Entry, Outbox
 from notifier.transport import (
     DeliveryError,
     FailureKind,
@@ -119,7 +120,7 @@ def read_status(state_dir: Path) -> DeliveryStatus:
 def _write_status(state_dir: Path, status: DeliveryStatus) -> None:
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = json.dumps(dataclasses.asdict(status), indent=1).encode("utf-8")
-    write_atomically(state_dir / STATUS_FILE, data, mode=0o644)
+    write_atomic(state_dir / STATUS_FILE, data, mode=0o644)
 
 
 @dataclass

@@ -31,7 +31,6 @@ import email.utils
 import fcntl
 import json
 import logging
-import os
 import secrets
 import time
 from collections.abc import Iterator, Sequence
@@ -40,6 +39,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Final
 
+from notifier.atomicfile import write_atomic
 from notifier.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
@@ -48,33 +48,9 @@ SENT_LOG_KEEP: Final = 1000
 """Lines ``sent.log`` keeps; it is trimmed to this when it grows past twice."""
 
 
-def fsync_folder(folder: Path) -> None:
-    """Flush ``folder``'s entries (new names, renames, deletions) to disk."""
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the
-    whole new one: temporary file, fsync, rename, fsync of the folder.
-
-    :raises OSError: when it cannot be written (the temporary file is removed).
-    """
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
+def _write_private(path: Path, data: bytes) -> None:
+    """Write an outbox file readable by the daemon's user only: mail is private."""
+    write_atomic(path, data, mode=0o600)
 
 
 def recipients_of(message: EmailMessage) -> tuple[str, ...]:
@@ -212,10 +188,8 @@ class Outbox:
         )
 
         # The message first: an .eml without metadata is still delivered.
-        write_atomically(
-            self._eml(entry.id), message.as_bytes(policy=email.policy.SMTP)
-        )
-        write_atomically(self._meta(entry.id), entry.to_json())
+        _write_private(self._eml(entry.id), message.as_bytes(policy=email.policy.SMTP))
+        _write_private(self._meta(entry.id), entry.to_json())
         log.debug(
             "outbox: queued %s %r for %s", entry.id, entry.subject, ", ".join(targets)
         )
@@ -286,7 +260,7 @@ class Outbox:
             subject=str(message.get("Subject", "")),
             message_id=str(message.get("Message-ID", "")),
         )
-        write_atomically(self._meta(entry_id, failed), entry.to_json())
+        _write_private(self._meta(entry_id, failed), entry.to_json())
         return entry
 
     def message(self, entry_id: str, *, failed: bool = False) -> EmailMessage:
@@ -304,7 +278,7 @@ class Outbox:
     def update(self, entry: Entry) -> None:
         """Write ``entry``'s new metadata (after an attempt)."""
         if self._eml(entry.id).exists():
-            write_atomically(self._meta(entry.id), entry.to_json())
+            _write_private(self._meta(entry.id), entry.to_json())
 
     def remove(self, entry_id: str, *, failed: bool = False) -> None:
         """Delete an entry: the message first, then its metadata.
@@ -324,7 +298,7 @@ class Outbox:
             handle.write(line)
         lines = self.sent_log.read_text(encoding="utf-8").splitlines(keepends=True)
         if len(lines) > 2 * SENT_LOG_KEEP:
-            write_atomically(self.sent_log, "".join(lines[-SENT_LOG_KEEP:]).encode())
+            _write_private(self.sent_log, "".join(lines[-SENT_LOG_KEEP:]).encode())
 
     def sent(self) -> list[str]:
         """Return the lines of ``sent.log``, oldest first."""
@@ -359,10 +333,10 @@ class Outbox:
             reasons=reasons,
         )
         if not self._eml(entry.id, failed=True).exists():
-            write_atomically(
+            _write_private(
                 self._eml(entry.id, failed=True), self._eml(entry.id).read_bytes()
             )
-        write_atomically(failed_meta, dead.to_json())
+        _write_private(failed_meta, dead.to_json())
 
         remaining = tuple(r for r in entry.recipients if r not in recipients)
         if not remaining:
@@ -421,10 +395,10 @@ class Outbox:
                 retried_at=now,
             )
         else:
-            write_atomically(
+            _write_private(
                 self._eml(entry.id), self._eml(entry.id, failed=True).read_bytes()
             )
-        write_atomically(self._meta(entry.id), again.to_json())
+        _write_private(self._meta(entry.id), again.to_json())
         self.remove(entry.id, failed=True)
         return again
 

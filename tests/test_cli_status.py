@@ -21,9 +21,10 @@ from test_digest import fail_delivery
 from test_transport import make_message
 
 from notifier import __version__
+from notifier.atomicfile import write_atomic
 from notifier.checks.base import Result, Status
 from notifier.loader import load
-from notifier.outbox import Outbox, write_atomically
+from notifier.outbox import Outbox
 from notifier.silences import SilenceStore
 from notifier.state import AlertStore, advance
 
@@ -86,7 +87,7 @@ def write_daemon_status(state_dir, pid, written, records):
         "checks": records,
     }
     data = json.dumps(document, indent=1).encode()
-    write_atomically(state_dir / "status.json", data, mode=0o644)
+    write_atomic(state_dir / "status.json", data, mode=0o644)
 
 
 def records_at(now):

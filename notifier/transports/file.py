@@ -19,8 +19,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from notifier import hookimpl
+from notifier.atomicfile import write_atomic
 from notifier.config import Config
-from notifier.outbox import write_atomically
 from notifier.transport import SendOutcome, ServerUnavailable, TransportType
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class FileSession:
         path = self.directory / f"{stamp}-{secrets.token_hex(4)}.eml"
         data = message.as_bytes(policy=email.policy.SMTP)
         try:
-            write_atomically(path, data)
+            write_atomic(path, data, mode=0o600)
         except OSError as exc:
             msg = f"file {self.directory}: cannot write {path.name}: {exc.strerror}"
             raise ServerUnavailable(msg) from exc
