@@ -151,7 +151,7 @@ def compose_alert(
     body += _masked_block(masked)
     body += _signature(hostname, now)
 
-    message = _new_message(mail, hostname, recipients, now)
+    message = new_message(mail, hostname, recipients, now)
     message["Subject"] = _alert_subject(mail, events, summaries, hosts)
     message["X-Notifier-Check"] = shorten(
         ", ".join(_unique(clean_header_value(event.check) for event in events)), 900
@@ -211,7 +211,7 @@ def compose_test_message(
     body += _masked_block(files.masked)
     body += _signature(hostname, now)
 
-    message = _new_message(mail, hostname, recipients, now)
+    message = new_message(mail, hostname, recipients, now)
     prefix = clean_header_value(mail.subject_prefix)
     message["Subject"] = shorten(f"{prefix} test message from {host}", SUBJECT_LIMIT)
     message["X-Notifier-Kind"] = "TEST"
@@ -325,10 +325,15 @@ def ascii_domain(hostname: str) -> str:
     return ".".join(labels) or "localhost"
 
 
-def _new_message(
+def new_message(
     mail: MailSettings, hostname: str, recipients: Sequence[str], now: datetime
 ) -> EmailMessage:
-    """Return a message with the headers every message carries."""
+    """Return an empty message with the headers every notifier email carries.
+
+    From (``[mail] from``), To, Date, a Message-ID on the host's domain,
+    ``Auto-Submitted: auto-generated`` (RFC 3834) and
+    ``X-Auto-Response-Suppress``; domains are made ASCII (IDNA).
+    """
     message = EmailMessage(policy=POLICY)
     domain = ascii_domain(hostname)
     message["From"] = _address(mail.sender or f"notifier@{domain}")

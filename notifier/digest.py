@@ -25,17 +25,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from typing import Any, Final
 
 from notifier import __version__
 from notifier.attachments import printable
 from notifier.compose import (
-    POLICY,
     SUBJECT_LIMIT,
-    ascii_domain,
     clean_header_value,
     human_duration,
+    new_message,
     shorten,
 )
 from notifier.config import CheckSpec, Config
@@ -126,7 +124,7 @@ def compose_digest(
     body += _failed_block(outbox, start, now)
     body += _closing(config, host, now)
 
-    message = _new_message(config, recipients, now)
+    message = new_message(config.mail, config.notifier.hostname, recipients, now)
     message["Subject"] = _subject(config, host, rows)
     message["X-Notifier-Kind"] = "DIGEST"
     message["X-Notifier-Status"] = _worst(rows)
@@ -412,27 +410,3 @@ def _closing(config: Config, host: str, now: datetime) -> list[str]:
         f"a digest goes out every day at {config.mail.digest or 'its set time'}.",
         f"If this digest stops arriving, notifier itself is broken on {host}.",
     ]
-
-
-def _new_message(
-    config: Config, recipients: Sequence[str], now: datetime
-) -> EmailMessage:
-    message = EmailMessage(policy=POLICY)
-    domain = ascii_domain(config.notifier.hostname)
-    message["From"] = _address(config.mail.sender or f"notifier@{domain}")
-    message["To"] = ", ".join(_address(recipient) for recipient in recipients)
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid(domain=domain)
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-Auto-Response-Suppress"] = "All"
-    return message
-
-
-def _address(text: str) -> str:
-    """Return an address header item with its domain in ASCII."""
-    cleaned = clean_header_value(text)
-    name, address = parseaddr(cleaned)
-    local, at, domain = address.rpartition("@")
-    if not at:
-        return cleaned
-    return formataddr((name, f"{local}@{ascii_domain(domain)}"), charset="utf-8")
