@@ -170,7 +170,9 @@ class _LiteralFinder:
 
     def _usable(self, code: int, ignorecase: bool, traps: frozenset[str]) -> bool:
         char = chr(code)
-        if char == "\ufffd" or char == "\n":
+        if char in "\ufffd\r\n":
+            # Never in a line as patterns see it (U+FFFD stands for bytes
+            # that are not there as such).
             return False
         if ignorecase:
             return code < 128 and char not in traps
