@@ -222,7 +222,14 @@ class Tailer:
         poll.report.missing = not watched
 
         for key in [key for key in self._positions if key not in watched]:
-            self._follow_away(self._positions[key], poll)
+            position = self._positions[key]
+            try:
+                self._follow_away(position, poll)
+            except READ_ERRORS as exc:
+                self._positions.pop(position.key, None)
+                poll.report.problems.append(
+                    f"cannot read the rest of {position.path}: {exc}"
+                )
 
         by_age = sorted(watched.items(), key=lambda item: (item[1][1], item[1][0]))
         for key, (path, _mtime) in by_age:

@@ -550,3 +550,27 @@ def test_missing_file_is_reported_and_found_when_it_appears(tmp_path, logdir):
 
     assert not report.missing
     assert sorted(collector.seqs) == [0, 7]
+
+
+def test_damaged_compressed_copy_does_not_stop_the_check(tmp_path, logdir):
+    log = logdir / "app.log"
+    collector = Collector()
+    first = new_tailer(tmp_path, logdir, start_at_end=False)
+    write_lines(log, 0, 2000)
+    collector.poll(first)
+    first.close()
+
+    write_lines(log, 2000, 700)
+    log.rename(logdir / "app.log.1")
+    write_lines(log, 5000, 70)
+    gzip_away(logdir / "app.log.1", logdir / "app.log.1.gz")
+    packed = (logdir / "app.log.1.gz").read_bytes()
+    (logdir / "app.log.1.gz").write_bytes(packed[: len(packed) // 2])
+    second = new_tailer(tmp_path, logdir, start_at_end=False)
+    report = collector.poll(second)
+    second.close()
+
+    assert any("cannot be found again" in event for event in report.events)
+    new_file = [seq for seq in range(5000, 5070) if seq % 7 == 0]
+    assert [seq for seq in collector.seqs if seq >= 5000] == new_file
+    assert [seq for seq in collector.seqs if 2000 <= seq < 2700] == []
