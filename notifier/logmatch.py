@@ -94,6 +94,20 @@ class _LongLine:
 
 
 @dataclass
+class _Cursor:
+    """Where a scan is: what was handled, and what waits in the buffer."""
+
+    consumed: int = 0
+    """Bytes handled, up to the end of the last complete line."""
+    lines: int = 0
+    dropped: int = 0
+    """Bytes of the long line being searched that were let go already."""
+    filled: int = 0
+    """Bytes at the start of the buffer read but not handled yet."""
+    long_line: _LongLine | None = None
+
+
+@dataclass
 class _Tally:
     """Counters of the segment being scanned."""
 
@@ -173,63 +187,69 @@ class LineScanner:
             again next time.
         """
         self._start_segment(label, first_line)
-        buffer, view = self._buffers()
-        consumed = lines = dropped = filled = 0
-        long_line: _LongLine | None = None
+        view = self._buffers()[1]
+        cursor = _Cursor()
         left = budget
         stopped = False
         while True:
-            if left <= 0 and consumed > 0:
+            if left <= 0 and cursor.consumed > 0:
                 stopped = True
                 break
             want = self.block_size if left <= 0 else min(self.block_size, left)
-            count = readinto(view[filled : filled + want])
+            count = readinto(view[cursor.filled : cursor.filled + want])
             if count <= 0:
                 break
             left -= count
-            end = filled + count
-            cut = buffer.rfind(b"\n", filled, end) + 1
+            self._take(cursor, cursor.filled + count)
+        if flush_partial and (cursor.filled or cursor.long_line is not None):
+            self._flush(cursor)
+        self._end_segment(cursor.lines, cursor.consumed)
+        return Scanned(cursor.consumed, cursor.lines, self._tally.matches, stopped)
 
-            # No line ending yet: keep the line, in pieces when it is long.
-            # Limitation: in a line longer than MAX_LINE_BYTES, a match longer
-            # than _PIECE_OVERLAP that straddles two pieces is not found.
-            if cut == 0:
-                filled = end
-                if filled > self.max_line:
-                    long_line = long_line or _LongLine(lines)
-                    self._search_piece(long_line, view[:filled], final=False)
-                    dropped += filled - _PIECE_OVERLAP
-                    buffer[:_PIECE_OVERLAP] = view[filled - _PIECE_OVERLAP : filled]
-                    filled = _PIECE_OVERLAP
-                continue
+    def _take(self, cursor: _Cursor, end: int) -> None:
+        """Handle the complete lines among the first ``end`` bytes of the
+        buffer, and keep the rest (a line not yet ended) at its start."""
+        buffer, view = self._buffers()
+        cut = buffer.rfind(b"\n", cursor.filled, end) + 1
 
-            # The first line ending closes a long line being searched.
-            start = 0
-            if long_line is not None:
-                start = buffer.find(b"\n", 0, end) + 1
-                self._search_piece(long_line, view[: start - 1], final=True)
-                self._finish_long(long_line)
-                long_line = None
-            self._scan_block(buffer, start, cut, lines + (1 if start else 0))
-            lines += buffer.count(b"\n", 0, cut)
-            consumed += dropped + cut
-            dropped = 0
-            buffer[: end - cut] = view[cut:end]
-            filled = end - cut
+        # No line ending yet: keep the line, in pieces when it is long.
+        # Limitation: in a line longer than MAX_LINE_BYTES, a match longer
+        # than _PIECE_OVERLAP that straddles two pieces is not found.
+        if cut == 0:
+            cursor.filled = end
+            if end > self.max_line:
+                cursor.long_line = cursor.long_line or _LongLine(cursor.lines)
+                self._search_piece(cursor.long_line, view[:end], final=False)
+                cursor.dropped += end - _PIECE_OVERLAP
+                buffer[:_PIECE_OVERLAP] = view[end - _PIECE_OVERLAP : end]
+                cursor.filled = _PIECE_OVERLAP
+            return
 
-        # The end of the data: a last line without its line ending.
-        if flush_partial and (filled or long_line is not None):
-            pending = bytes(view[:filled])
-            if long_line is not None:
-                self._search_piece(long_line, pending, final=True)
-                self._finish_long(long_line)
-            else:
-                self._scan_block(bytearray(pending + b"\n"), 0, filled + 1, lines)
-            lines += 1
-            consumed += dropped + filled
+        # The first line ending closes a long line being searched.
+        start = 0
+        if cursor.long_line is not None:
+            start = buffer.find(b"\n", 0, end) + 1
+            self._search_piece(cursor.long_line, view[: start - 1], final=True)
+            self._finish_long(cursor.long_line)
+            cursor.long_line = None
+        self._scan_block(buffer, start, cut, cursor.lines + (1 if start else 0))
+        cursor.lines += buffer.count(b"\n", 0, cut)
+        cursor.consumed += cursor.dropped + cut
+        cursor.dropped = 0
+        buffer[: end - cut] = view[cut:end]
+        cursor.filled = end - cut
 
-        self._end_segment(lines, consumed)
-        return Scanned(consumed, lines, self._tally.matches, stopped)
+    def _flush(self, cursor: _Cursor) -> None:
+        """Handle the last line of the data, which has no line ending."""
+        pending = bytes(self._buffers()[1][: cursor.filled])
+        if cursor.long_line is not None:
+            self._search_piece(cursor.long_line, pending, final=True)
+            self._finish_long(cursor.long_line)
+        else:
+            data = bytearray(pending + b"\n")
+            self._scan_block(data, 0, len(data), cursor.lines)
+        cursor.lines += 1
+        cursor.consumed += cursor.dropped + cursor.filled
 
     def _buffers(self) -> tuple[bytearray, memoryview]:
         """Return the scanner's read buffer (made once: a fresh buffer for

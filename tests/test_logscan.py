@@ -463,6 +463,36 @@ def test_block_scanner_agrees_with_matching_each_line_alone(
     )
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    lines=st.lists(
+        st.tuples(st.integers(0, 40000), st.one_of(st.none(), st.floats(0, 1))),
+        min_size=1,
+        max_size=4,
+    ),
+    block_size=st.sampled_from([1000, 4096, 9000]),
+    pattern=st.sampled_from(["NEEDLE", r"NEE\w+E"]),
+)
+def test_long_lines_searched_in_pieces_count_once_each(lines, block_size, pattern):
+    # Lines past 8 KiB (the smallest piece) are searched piece by piece.
+    data = b""
+    expected = 0
+    for length, where in lines:
+        line = b"x" * length
+        if where is not None:
+            cut = int(where * length)
+            line = line[:cut] + b"NEEDLE" + line[cut:]
+            expected += 1
+        data += line + b"\n"
+    scanner = LineScanner(Rules([pattern]), block_size=block_size, max_line=8192)
+
+    scanned = scanner.scan(io.BytesIO(data).readinto, label="x")
+
+    assert scanner.matches == expected
+    assert scanned.lines == len(lines)
+    assert scanned.consumed == len(data)
+
+
 def test_case_insensitive_pattern_finds_the_non_ascii_look_alikes():
     rules = Rules(["(?i)sshd", "(?i)kernel"])
     data = "\u017f\u017fhd[1]: x\n\u212aERNEL: y\nnothing\n".encode()

@@ -154,11 +154,6 @@ class Thresholds:
         """Return the status of ``matches`` matching lines."""
         return threshold_status(float(matches), self.warning, self.critical)
 
-    def as_metrics(self) -> dict[str, float]:
-        """Return the thresholds in force, by name."""
-        limits = {"warning": self.warning, "critical": self.critical}
-        return {name: float(value) for name, value in limits.items() if value}
-
 
 def rules_from_options(options: Mapping[str, Any], location: str) -> Rules:
     """Return the compiled rules of a logscan check's options.
