@@ -1,0 +1,297 @@
+"""Reading a configuration file and validating it into a :class:`Config`.
+
+Every problem in a file is collected and reported at once, each naming the
+file, the table or check and the key; nothing falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from notifier.checks.base import CheckType
+from notifier.config.tables import (
+    CHECK_NAME,
+    COMMON_OPTIONS,
+    CheckCommon,
+    CheckSpec,
+    Config,
+    FileSettings,
+    MailSettings,
+    NotifierSettings,
+    SmtpSettings,
+)
+from notifier.errors import ConfigError, ConfigProblem
+from notifier.options import (
+    Problem,
+    options_of,
+    settings_from_values,
+    settings_to_values,
+    suggest,
+    validate_table,
+)
+
+_TABLES: Final = ("notifier", "mail", "smtp", "file", "defaults", "check")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Return the parsed TOML of ``path``.
+
+    :raises ConfigError: when the file cannot be read or is not valid TOML.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError.single(
+            path, "", None, "file not found", "create it, or pass -c PATH"
+        ) from exc
+    except PermissionError as exc:
+        raise ConfigError.single(
+            path, "", None, "permission denied", "run as a user who can read it"
+        ) from exc
+    except IsADirectoryError as exc:
+        raise ConfigError.single(
+            path, "", None, "is a folder", "pass the TOML file itself"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError.single(
+            path, "", None, f"is not UTF-8 text ({exc.reason})"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError.single(path, "", None, exc.strerror or str(exc)) from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError.single(path, "", None, f"invalid TOML: {exc}") from exc
+
+
+def parse_notifier_table(raw: Mapping[str, Any], path: Path | None) -> NotifierSettings:
+    """Return ``[notifier]`` alone, needed before plugins can be loaded.
+
+    Invalid keys take their defaults here and are reported by
+    :func:`build_config`, so that every problem in the file shows up in one
+    report.
+    """
+    problems: list[ConfigProblem] = []
+    settings: NotifierSettings = _build_table(
+        raw, "notifier", NotifierSettings, path, problems
+    )
+    return settings
+
+
+def build_config(
+    raw: Mapping[str, Any],
+    path: Path | None,
+    check_types: Mapping[str, CheckType],
+    transports: Sequence[str] = ("smtp", "file"),
+) -> Config:
+    """Validate the parsed TOML ``raw`` and return the configuration.
+
+    :param check_types: every check type the plugins provide, by name.
+    :param transports: the names ``[mail] transport`` may take.
+    :raises ConfigError: with every problem in the file, not just the first.
+    """
+    problems: list[ConfigProblem] = []
+
+    # Top-level keys: only the known tables, each of the right shape.
+    for key, value in raw.items():
+        if key not in _TABLES:
+            hint = suggest(key, _TABLES)
+            problems.append(ConfigProblem(path, "", key, "is not a known table", hint))
+        elif key == "check" and not _is_table_array(value):
+            problems.append(
+                ConfigProblem(path, "", key, "must be an array of tables", "[[check]]")
+            )
+        elif key != "check" and not isinstance(value, dict):
+            problems.append(ConfigProblem(path, "", key, "must be a table", f"[{key}]"))
+
+    notifier = _build_table(raw, "notifier", NotifierSettings, path, problems)
+    mail = _build_table(raw, "mail", MailSettings, path, problems)
+    smtp = _build_table(raw, "smtp", SmtpSettings, path, problems)
+    file = _build_table(raw, "file", FileSettings, path, problems)
+    defaults = _build_table(raw, "defaults", CheckCommon, path, problems)
+
+    # Derived values, filled in so `config show` prints what is really used.
+    hostname = notifier.hostname or socket.gethostname()
+    notifier = _replace(notifier, hostname=hostname)
+    if not mail.sender:
+        mail = _replace(mail, sender=f"notifier@{hostname}")
+    if file.directory is None:
+        file = _replace(file, directory=notifier.state_dir / "mail")
+    if mail.transport not in transports:
+        problems.append(
+            ConfigProblem(
+                path,
+                "mail",
+                "transport",
+                f"{mail.transport!r} is not a known transport",
+                suggest(mail.transport, transports)
+                or "one of " + ", ".join(repr(name) for name in transports),
+            )
+        )
+
+    raw_checks = raw.get("check", [])
+    checks = _build_checks(
+        raw_checks if _is_table_array(raw_checks) else [],
+        defaults,
+        check_types,
+        path,
+        problems,
+    )
+    if problems:
+        raise ConfigError(problems)
+    return Config(path, notifier, mail, smtp, file, defaults, tuple(checks))
+
+
+def _is_table_array(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+
+
+def _replace(settings: Any, **changes: Any) -> Any:
+    return dataclasses.replace(settings, **changes)
+
+
+def _build_table(
+    raw: Mapping[str, Any],
+    table: str,
+    cls: type[Any],
+    path: Path | None,
+    problems: list[ConfigProblem],
+) -> Any:
+    section = raw.get(table, {})
+    if not isinstance(section, dict):
+        section = {}
+    values, found = validate_table(section, options_of(cls))
+    problems.extend(_locate(found, path, table))
+    clean = {key: value for key, value in values.items() if key not in _keys(found)}
+    return settings_from_values(cls, clean)
+
+
+def _keys(found: Sequence[Problem]) -> set[str | None]:
+    return {problem.key for problem in found}
+
+
+def _locate(
+    found: Sequence[Problem], path: Path | None, location: str
+) -> list[ConfigProblem]:
+    return [
+        ConfigProblem(path, location, problem.key, problem.message, problem.hint)
+        for problem in found
+    ]
+
+
+def _build_checks(
+    entries: Sequence[Mapping[str, Any]],
+    defaults: CheckCommon,
+    check_types: Mapping[str, CheckType],
+    path: Path | None,
+    problems: list[ConfigProblem],
+) -> list[CheckSpec]:
+    checks: list[CheckSpec] = []
+    seen: dict[str, int] = {}
+    default_values = settings_to_values(defaults)
+
+    for index, entry in enumerate(entries):
+        name, location = _check_identity(entry, index, path, problems)
+
+        # Duplicate names would make alert state and `notifier check NAME`
+        # ambiguous.
+        if name is not None and name in seen:
+            problems.append(
+                ConfigProblem(
+                    path,
+                    location,
+                    "name",
+                    f"{name!r} is used by [[check]] number {seen[name] + 1} too",
+                    "give every check its own name",
+                )
+            )
+        elif name is not None:
+            seen[name] = index
+
+        type_name = entry.get("type")
+        check_type = _check_type_of(type_name, check_types, location, path, problems)
+        type_options = check_type.options if check_type else ()
+        options = (*COMMON_OPTIONS, *type_options)
+        known_extra: tuple[str, ...] = ("name", "type")
+        if check_type is None:
+            # Without a type we cannot tell its keys from unknown ones.
+            known_extra = ("name", "type", *entry.keys())
+        values, found = validate_table(
+            entry, options, defaults=default_values, extra_known=known_extra
+        )
+        problems.extend(_locate(found, path, location))
+        if name is None or check_type is None or found:
+            continue
+
+        common_values = {o.name: values[o.name] for o in COMMON_OPTIONS}
+        own_values = {o.name: values[o.name] for o in type_options}
+        common = settings_from_values(CheckCommon, common_values)
+        checks.append(CheckSpec(name, check_type.name, common, own_values, index))
+    return checks
+
+
+def _check_identity(
+    entry: Mapping[str, Any],
+    index: int,
+    path: Path | None,
+    problems: list[ConfigProblem],
+) -> tuple[str | None, str]:
+    name = entry.get("name")
+    if isinstance(name, str) and CHECK_NAME.fullmatch(name):
+        return name, f'[[check]] "{name}"'
+    location = f"[[check]] number {index + 1}"
+    if name is None:
+        problems.append(
+            ConfigProblem(path, location, "name", "is required but missing")
+        )
+    else:
+        problems.append(
+            ConfigProblem(
+                path,
+                location,
+                "name",
+                f"{name!r} is not a valid check name",
+                "use letters, digits, '-', '_', '.', '@'",
+            )
+        )
+    return None, location
+
+
+def _check_type_of(
+    type_name: object,
+    check_types: Mapping[str, CheckType],
+    location: str,
+    path: Path | None,
+    problems: list[ConfigProblem],
+) -> CheckType | None:
+    if type_name is None:
+        problems.append(
+            ConfigProblem(
+                path,
+                location,
+                "type",
+                "is required but missing",
+                "one of " + ", ".join(sorted(check_types)),
+            )
+        )
+        return None
+    if not isinstance(type_name, str) or type_name not in check_types:
+        hint = suggest(type_name, check_types) if isinstance(type_name, str) else None
+        problems.append(
+            ConfigProblem(
+                path,
+                location,
+                "type",
+                f"{type_name!r} is not a known check type",
+                hint
+                or "`notifier plugins` lists the types; one of "
+                + ", ".join(sorted(check_types)),
+            )
+        )
+        return None
+    return check_types[type_name]
