@@ -196,8 +196,12 @@ class Daemon:
 
     # Building ---------------------------------------------------------------
 
-    def _build(self, loaded: Loaded) -> Runtime:
+    def _build(self, loaded: Loaded, previous: Runtime | None = None) -> Runtime:
         """Return a runtime for ``loaded``; raises on anything that cannot work.
+
+        A check whose entry and plugin code are unchanged since ``previous``
+        keeps its object, so a reload neither loses what it measures "since
+        the last run" nor has two objects reading one log.
 
         :raises ConfigError: when the configuration cannot run (a transport
             that cannot be built, nobody to send alerts to).
@@ -216,7 +220,12 @@ class Daemon:
         sender = Sender(config, transport, outbox)
         checks: dict[str, tuple[CheckSpec, Check]] = {}
         for spec in config.checks:
-            if spec.common.enabled:
+            if not spec.common.enabled:
+                continue
+            kept = _unchanged_check(spec, loaded, previous)
+            if kept is not None:
+                checks[spec.name] = (spec, kept)
+            else:
                 checks[spec.name] = (spec, create_check(spec, loaded.registry, config))
         return Runtime(loaded, checks, transport, sender)
 
@@ -330,7 +339,7 @@ class Daemon:
         self.systemd.reloading("reloading configuration")
         log.info("reloading %s", self.config_path)
         try:
-            runtime = self._build(load(self.config_path))
+            runtime = self._build(load(self.config_path), self.runtime)
         except NotifierError as exc:
             for line in str(exc).splitlines():
                 log.error("reload refused: %s", line)
@@ -524,6 +533,29 @@ class Daemon:
         except OSError as exc:
             log.warning("status file cannot be written: %s", exc)
         self.systemd.status(self._status_line())
+
+
+def _unchanged_check(
+    spec: CheckSpec, loaded: Loaded, previous: Runtime | None
+) -> Check | None:
+    """Return the previous runtime's check for ``spec`` if nothing about it
+    changed: the same entry, and the same plugin code creating it."""
+    if previous is None or spec.name not in previous.checks:
+        return None
+    old_spec, old_check = previous.checks[spec.name]
+    same_entry = (old_spec.type, old_spec.common, old_spec.options) == (
+        spec.type,
+        spec.common,
+        spec.options,
+    )
+    old_type = previous.loaded.registry.check_types.get(spec.type)
+    new_type = loaded.registry.check_types.get(spec.type)
+    same_code = (
+        old_type is not None
+        and new_type is not None
+        and old_type.check_type.create is new_type.check_type.create
+    )
+    return old_check if same_entry and same_code else None
 
 
 def _anyone_to_tell(config: Config) -> bool:

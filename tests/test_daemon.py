@@ -108,7 +108,10 @@ class Daemon:
         self.process.send_signal(signum)
 
     def wait(self, limit: float = 20.0) -> int:
-        return self.process.wait(limit)
+        try:
+            return self.process.wait(limit)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"daemon still running after {limit}s; its log:\n{self.log}")
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -107,3 +107,22 @@ def test_start_is_refused_when_nobody_would_get_alerts(tmp_path):
         f"{config}: [mail] to: is empty and no check has its own 'to': nobody "
         'would get alerts (set to = ["you@example.com"])'
     )
+
+
+def test_reload_keeps_unchanged_checks_and_rebuilds_changed_ones(tmp_path):
+    config = write_config(tmp_path, 'to = ["ops@example.test"]')
+    config.write_text(
+        config.read_text() + '\n[[check]]\nname = "cpu"\ntype = "cpu"\nwarning = 90.0\n'
+    )
+    daemon = Daemon(config, quiet_systemd())
+    disk_before = daemon.runtime.checks["root-disk"][1]
+    cpu_before = daemon.runtime.checks["cpu"][1]
+
+    config.write_text(config.read_text().replace("warning = 90.0", "warning = 80.0"))
+    assert daemon.reload()
+
+    # The CPU check measures since its previous run: a reload that did not
+    # touch it must not reset that.
+    assert daemon.runtime.checks["root-disk"][1] is disk_before
+    assert daemon.runtime.checks["cpu"][1] is not cpu_before
+    assert daemon.runtime.checks["cpu"][0].options["warning"] == 80.0
