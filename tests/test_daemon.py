@@ -206,12 +206,13 @@ def subjects(folder: Path) -> list[str]:
     return [str(message["Subject"]) for message in eml_messages(folder)]
 
 
-def disk_check(threshold: float, every: str = "500ms") -> str:
+def disk_check(folder: Path, threshold: float, every: str = "500ms") -> str:
+    """A disk check on ``folder`` (a temporary directory) at ``threshold``%."""
     return f"""
     [[check]]
     name = "scratch"
     type = "disk"
-    path = "/"
+    path = "{folder}"
     every = "{every}"
     warning = {threshold}
     critical = {threshold}
@@ -264,7 +265,7 @@ def test_disk_problem_then_recovery_after_sighup_with_a_raised_threshold(
     tmp_path, start_daemon
 ):
     folder = tmp_path / "run"
-    config = write_config(folder, checks=disk_check(0.0))
+    config = write_config(folder, checks=disk_check(tmp_path, 0.0))
     daemon = start_daemon(config)
     wait_for(
         lambda: any("PROBLEM" in s or "CRITICAL" in s for s in subjects(folder)),
@@ -288,7 +289,7 @@ def test_disk_problem_then_recovery_after_sighup_with_a_raised_threshold(
 
 def test_sighup_with_a_broken_config_keeps_the_old_one_running(tmp_path, start_daemon):
     folder = tmp_path / "run"
-    config = write_config(folder, checks=disk_check(100.0))
+    config = write_config(folder, checks=disk_check(tmp_path, 100.0))
     daemon = start_daemon(config)
     wait_for(lambda: "started with 1 checks" in daemon.log, "the daemon to start")
 
@@ -306,7 +307,7 @@ def test_sighup_with_a_broken_config_keeps_the_old_one_running(tmp_path, start_d
 
 def test_sigterm_stops_cleanly_with_exit_0(tmp_path, start_daemon):
     folder = tmp_path / "run"
-    daemon = start_daemon(write_config(folder, checks=disk_check(100.0)))
+    daemon = start_daemon(write_config(folder, checks=disk_check(tmp_path, 100.0)))
     wait_for(lambda: "started with 1 checks" in daemon.log, "the daemon to start")
 
     daemon.signal(signal.SIGTERM)
@@ -318,7 +319,7 @@ def test_sigterm_stops_cleanly_with_exit_0(tmp_path, start_daemon):
 
 def test_sigkill_and_restart_sends_no_second_problem(tmp_path, start_daemon):
     folder = tmp_path / "run"
-    config = write_config(folder, checks=disk_check(0.0))
+    config = write_config(folder, checks=disk_check(tmp_path, 0.0))
     first = start_daemon(config)
     wait_for(lambda: subjects(folder), "the PROBLEM email")
     first.signal(signal.SIGKILL)
@@ -341,7 +342,7 @@ def test_queued_mail_survives_sigkill_and_goes_out_after_restart(
     port = holder.getsockname()[1]
     folder = tmp_path / "run"
     config = write_config(
-        folder, smtp_port=port, ca_file=ca_file, checks=disk_check(0.0)
+        folder, smtp_port=port, ca_file=ca_file, checks=disk_check(tmp_path, 0.0)
     )
     first = start_daemon(config)
     outbox = folder / "state" / "outbox"
@@ -366,7 +367,7 @@ def test_systemd_hears_ready_status_and_watchdog(tmp_path, start_daemon):
     receiver.settimeout(0.2)
     folder = tmp_path / "run"
     daemon = start_daemon(
-        write_config(folder, checks=disk_check(100.0)),
+        write_config(folder, checks=disk_check(tmp_path, 100.0)),
         env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "1000000"},
     )
     received: list[str] = []
@@ -437,7 +438,7 @@ def test_a_mail_server_that_never_answers_does_not_delay_checks(
         smtp_port=port,
         ca_file=ca_file,
         smtp_timeout="3s",
-        checks=disk_check(0.0)
+        checks=disk_check(tmp_path, 0.0)
         + f"""
         [[check]]
         name = "clock"
