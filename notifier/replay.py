@@ -19,6 +19,11 @@ Windows are aligned to whole multiples of the window length (``12:00``,
 window of the line before it. Time zones are ignored: a file's lines are
 compared with each other only. A file without timestamps at line starts is
 one window, as if the daemon had read it in one run.
+
+:func:`alert_messages` then feeds the runs through the alert state
+(:func:`notifier.lifecycle.advance`), so a replay shows the messages that
+would have gone out, with ``for``, ``within``, ``repeat`` and flapping
+applied, not only each run's status.
 """
 
 from __future__ import annotations
@@ -27,13 +32,17 @@ import calendar
 import gzip
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
-from notifier.checks.base import Result
+from notifier.checks.base import Result, Status
 from notifier.checks.logscan import Thresholds, build_result, new_scanner
+from notifier.config import CheckSpec, MailSettings
+from notifier.events import AlertEvent
+from notifier.lifecycle import AlertState, advance
 from notifier.logmatch import LineScanner
 from notifier.logrules import Rules
 from notifier.tail import PollReport
@@ -230,3 +239,63 @@ def replay(
                 max_bytes=window.end - window.start,
             )
             yield WindowResult(window, result, scanned.lines)
+
+
+@dataclass(frozen=True)
+class ReplayedRun:
+    """One run of the replay with the messages the alert state would send.
+
+    :param found: the window and its result; ``None`` for a run that saw no
+        new line (between two windows of the file), which is OK.
+    :param events: what would have been sent after this run.
+    """
+
+    found: WindowResult | None
+    events: tuple[AlertEvent, ...]
+
+
+def alert_messages(
+    results: Sequence[WindowResult],
+    spec: CheckSpec,
+    seconds: float,
+    *,
+    host: str,
+    mail: MailSettings,
+) -> Iterator[ReplayedRun]:
+    """Feed the replayed runs through the alert state, as the daemon would.
+
+    Runs between two windows of the file saw no new lines: they are OK
+    results, so ``for``, ``within``, ``repeat``, recovery and flapping play
+    out as they would have. A file without timestamps is one run.
+    """
+    state: AlertState | None = None
+    quiet = Result(Status.OK, "no new lines")
+    previous_end: float | None = None
+    for found in results:
+        began = found.window.began
+        if began is not None and previous_end is not None:
+            # Only the first few empty runs can change anything: after as
+            # many OK runs as the longest window the state looks at, more
+            # OK runs are alike.
+            empty_runs = round((began - previous_end) / seconds)
+            for index in range(min(empty_runs, _quiet_runs_that_matter(spec))):
+                now = _moment(previous_end + index * seconds + seconds)
+                state, events = advance(state, quiet, now, spec, host=host, mail=mail)
+                if events:
+                    yield ReplayedRun(None, tuple(events))
+        end = (began or 0.0) + seconds
+        state, events = advance(
+            state, found.result, _moment(end), spec, host=host, mail=mail
+        )
+        yield ReplayedRun(found, tuple(events))
+        previous_end = end
+
+
+def _quiet_runs_that_matter(spec: CheckSpec) -> int:
+    common = spec.common
+    window = common.within[1] if common.within else common.for_.runs
+    return max(window, common.flap_window) + 1
+
+
+def _moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)

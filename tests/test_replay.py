@@ -101,11 +101,33 @@ def test_replay_prints_each_run_with_matches_and_the_alert_it_would_send(setup):
     number = written.index(first_match) + 1
     assert f"    {log}:{number}: {first_match}" in lines
     assert "    (4 more matching lines not shown)" in lines
-    assert lines[-1] == (
+    sent = [line.strip() for line in lines if line.strip().startswith("->")]
+    assert sent == [
+        "-> would send PROBLEM (WARNING)",
+        "-> would send RECOVERY",
+        "-> would send PROBLEM (CRITICAL)",
+    ]
+    assert lines[-2:] == [
         "2 of 5 runs would have alerted (1 WARNING, 1 CRITICAL); "
-        "10 matching lines in all"
-    )
+        "10 matching lines in all",
+        "3 messages would have gone out: 2 PROBLEM, 1 RECOVERY",
+    ]
     assert not state.exists()
+
+
+def test_replay_applies_the_alert_lifecycle_of_the_check(setup):
+    config, log, _state = setup
+    # Bad runs never come two in a row in this log, so `for = 2` sends nothing.
+    config.write_text(
+        config.read_text().replace('every = "1m"', 'every = "1m"\nfor = 2')
+    )
+    write_log(log, iso)
+
+    finished = replay(config, "app-errors", str(log))
+
+    assert finished.returncode == 0, finished.stderr
+    assert "would send" not in finished.stdout
+    assert finished.stdout.splitlines()[-1] == "no message would have gone out"
 
 
 def test_window_option_changes_the_length_of_a_run(setup):
@@ -117,7 +139,7 @@ def test_window_option_changes_the_length_of_a_run(setup):
     assert finished.returncode == 0, finished.stderr
     assert "1 runs of 1h" in finished.stdout
     assert "2024-05-01 12:00:00 +1h  CRITICAL  10 matching lines" in finished.stdout
-    assert finished.stdout.splitlines()[-1].startswith("1 of 1 runs would have")
+    assert finished.stdout.splitlines()[-2].startswith("1 of 1 runs would have")
 
 
 def test_syslog_timestamps_and_gzip_files_are_understood(setup, tmp_path):
@@ -131,7 +153,7 @@ def test_syslog_timestamps_and_gzip_files_are_understood(setup, tmp_path):
 
     assert finished.returncode == 0, finished.stderr
     assert "5 runs of 1m" in finished.stdout
-    assert finished.stdout.splitlines()[-1] == (
+    assert finished.stdout.splitlines()[-2] == (
         "2 of 5 runs would have alerted (1 WARNING, 1 CRITICAL); "
         "10 matching lines in all"
     )
@@ -176,3 +198,22 @@ def test_replay_fails_with_a_one_line_error_and_its_exit_status(
     assert len(finished.stderr.splitlines()) == 1
     assert message in finished.stderr
     assert "Traceback" not in finished.stderr
+
+
+def test_runs_between_the_lines_of_a_quiet_log_count_as_ok_runs(setup):
+    config, log, _state = setup
+    # Three errors at 12:00 and three at 12:10; nothing in between.
+    log.write_text(
+        "".join(
+            f"2024-05-01T12:{minute:02d}:0{second} app: ERROR {second}\n"
+            for minute in (0, 10)
+            for second in range(3)
+        )
+    )
+
+    finished = replay(config, "app-errors", str(log))
+
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stdout.splitlines()
+    assert "(a run with no new lines)  OK" in lines
+    assert lines[-1] == "3 messages would have gone out: 2 PROBLEM, 1 RECOVERY"

@@ -6,14 +6,16 @@ file, cut into the runs the daemon would have made (see
 the status and summary the alert would have carried, and the evidence. The
 check's saved offsets are not read or changed.
 
-Each run is judged on its own: the check's ``for``, ``within`` and ``repeat``
-(how the alert state turns results into messages) are not applied.
+The runs then go through the alert state as in the daemon, so the output
+also says which messages would have gone out (PROBLEM, REMINDER, RECOVERY,
+FLAPPING), with the check's ``for``, ``within`` and ``repeat`` applied.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,16 @@ from notifier.checks.logscan import rules_from_options, thresholds_from_options
 from notifier.cli import add_config_argument
 from notifier.config import CheckSpec, Config
 from notifier.errors import EX_OK, ConfigError, DataError, UsageError
+from notifier.events import AlertEvent, EventKind
 from notifier.loader import config_path, load
-from notifier.replay import Window, WindowResult, plan_windows, replay, time_parser
+from notifier.replay import (
+    Window,
+    WindowResult,
+    alert_messages,
+    plan_windows,
+    replay,
+    time_parser,
+)
 from notifier.units import format_duration, parse_duration
 
 _EVIDENCE_INDENT = "    "
@@ -123,12 +133,44 @@ def run_replay(args: argparse.Namespace) -> int:
     )
     lines = sum(found.lines for found in results)
     print(f'replay of check "{spec.name}" over {path}: {lines:,} lines, {how}')
-    for found in results:
-        if found.result.metrics.get("matches"):
-            _print_window(found, seconds)
+    config = loaded.config
+    runs = list(
+        alert_messages(
+            results,
+            spec,
+            seconds,
+            host=config.notifier.hostname,
+            mail=config.mail,
+        )
+    )
+    for run in runs:
+        matched = run.found is not None and run.found.result.metrics.get("matches")
+        if run.found is not None and (matched or run.events):
+            _print_window(run.found, seconds)
+        elif run.events:
+            print(f"(a run with no new lines)  {Status.OK.name}")
+        for event in run.events:
+            print(f"{_EVIDENCE_INDENT}-> would send {_describe(event)}")
 
     _print_totals(results)
+    _print_messages([event for run in runs for event in run.events])
     return EX_OK
+
+
+def _describe(event: AlertEvent) -> str:
+    if event.kind in (EventKind.PROBLEM, EventKind.REMINDER):
+        return f"{event.kind.value} ({event.status.name})"
+    return event.kind.value
+
+
+def _print_messages(events: list[AlertEvent]) -> None:
+    if not events:
+        print("no message would have gone out")
+        return
+    kinds = Counter(event.kind.value for event in events)
+    listed = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+    noun = "message" if len(events) == 1 else "messages"
+    print(f"{len(events)} {noun} would have gone out: {listed}")
 
 
 def _print_totals(results: list[WindowResult]) -> None:
