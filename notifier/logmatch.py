@@ -7,9 +7,12 @@ offsets or rotation (see :mod:`notifier.tail`): it is handed a
 
 How it stays fast: data is read in large blocks into one buffer, and each
 block is searched as a whole. When every pattern needs one of a few literal
-strings, the block's bytes are searched for those literals with
-``bytearray.find`` and only the line around a hit is decoded and given to the
-regular expression. Otherwise the block's complete lines are decoded at once
+strings, the block's bytes are searched for all of them in one pass (an
+Aho-Corasick automaton from ``ahocorasick-rs``; without it, a ``bytes.find``
+pass per literal) and only the lines around a hit are decoded and given to the
+regular expression. Of the literals an alternative needs (``127.0.0.1`` and
+``denied`` in ``127\\.0\\.0\\.1.*denied``) the rarest at the start of the
+data is searched. Otherwise the block's complete lines are decoded at once
 and searched with one compiled alternation of all patterns. Either way line
 boundaries are located only around a hit, and lines are counted with
 ``count(b"\\n")``. Patterns always see decoded text, so both ways give the
@@ -22,16 +25,29 @@ is searched in overlapping pieces of that size, and still counts as one line.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from notifier.logrules import EVIDENCE_CHARS, Literals, Rules, cut_evidence, printable
+from notifier.logrules import (
+    EVIDENCE_CHARS,
+    HitFinder,
+    Rules,
+    cut_evidence,
+    literal_finder,
+    printable,
+)
 
 BLOCK_SIZE: Final = 1024 * 1024
 """Bytes read and searched at a time."""
 MAX_LINE_BYTES: Final = 1024 * 1024
 """Longer lines are searched in pieces of this size (memory stays bounded)."""
+_SAMPLE_BYTES: Final = 256 * 1024
+"""Bytes at the start of a scan in which each literal's hits are counted, to
+search the rarest."""
+_WINDOW_BYTES: Final = 64 * 1024
+"""A block's literals are searched this many bytes at a time (to the next line
+end), which bounds the hits held at once."""
 _PIECE_OVERLAP: Final = 4096
 """Bytes of a long line's piece searched again with the next piece, so a match
 crossing the boundary between two pieces is still found."""
@@ -125,6 +141,10 @@ class LineScanner:
 
     Memory stays within a few blocks whatever the data: lines longer than
     :data:`MAX_LINE_BYTES` are searched in pieces.
+
+    :param one_pass: search the literals of the rules in one pass when
+        ``ahocorasick-rs`` is installed; ``False`` uses a ``bytes.find`` pass
+        per literal instead (the same answer, slower; for tests).
     """
 
     def __init__(
@@ -135,6 +155,7 @@ class LineScanner:
         max_evidence: int = 20,
         block_size: int = BLOCK_SIZE,
         max_line: int = MAX_LINE_BYTES,
+        one_pass: bool = True,
     ) -> None:
         self.rules = rules
         self.context = context
@@ -156,6 +177,11 @@ class LineScanner:
         self._tally = _Tally()
         self._buffer: bytearray | None = None
         self._view: memoryview | None = None
+        self.one_pass = one_pass
+        """Search literals in one pass (:func:`notifier.logrules.literal_finder`)."""
+        self.needles: tuple[bytes, ...] = ()
+        """The literals searched, picked from the first block scanned."""
+        self._find_hits: HitFinder | None = None
 
     @property
     def evidence(self) -> list[EvidenceLine]:
@@ -280,8 +306,12 @@ class LineScanner:
         the first of which has index ``base`` in the segment."""
         if self._after_left > 0:
             self._owed_context(data, start, cut, base)
-        if self.rules.literals is not None:
-            self._scan_bytes(data, start, cut, base, self.rules.literals)
+        literals = self.rules.literals
+        if literals is not None:
+            if self._find_hits is None:
+                self.needles = literals.pick(data[start : start + _SAMPLE_BYTES])
+                self._find_hits = literal_finder(self.needles, one_pass=self.one_pass)
+            self._scan_bytes(data, start, cut, base, self._find_hits)
             self._remember_tail(data, start, cut, base)
         else:
             text = self.rules.decode(data[start:cut])
@@ -291,24 +321,16 @@ class LineScanner:
             self._remember_tail(text, 0, len(text), base)
 
     def _scan_bytes(
-        self, data: bytearray, start: int, cut: int, base: int, literals: Literals
+        self, data: bytearray, start: int, cut: int, base: int, find_hits: HitFinder
     ) -> None:
         # The hot loop of the whole check: nothing per line, little per hit.
-        haystack = data.lower() if literals.lower else data
-        exact = literals.exact and not self.rules.ignore
+        literals = self.rules.literals
+        exact = literals is not None and literals.exact and not self.rules.ignore
         counts = self.rules.counts
         encoding = self.rules.encoding
         tally = self._tally
-        upcoming: list[list[Any]] = []
-        for needle in literals.needles:
-            found = haystack.find(needle, start, cut)
-            if found >= 0:
-                upcoming.append([found, needle])
         index_at, index = start, base
-        while upcoming:
-            hit = min(upcoming)[0]
-            line_start = data.rfind(b"\n", start, hit) + 1 or start
-            line_end = data.find(b"\n", hit, cut)
+        for line_start, line_end in self._lines_hit(data, start, cut, find_hits):
             text = ""
             if not exact:
                 raw = data[line_start:line_end]
@@ -324,13 +346,33 @@ class LineScanner:
                     index_at = line_start
                     self._keep(data, start, cut, line_start, line_end, index, text)
 
-            # Move every literal that is behind to its next hit.
-            after = line_end + 1
-            for entry in upcoming:
-                if entry[0] < after:
-                    entry[0] = haystack.find(entry[1], after, cut)
-            if min(upcoming)[0] < 0:
-                upcoming = [entry for entry in upcoming if entry[0] >= 0]
+    def _lines_hit(
+        self, data: bytearray, start: int, cut: int, find_hits: HitFinder
+    ) -> Iterator[tuple[int, int]]:
+        """Yield where each line of ``data[start:cut]`` that holds a literal
+        starts and ends (at its line feed), in order, each line once."""
+        literals = self.rules.literals
+        haystack, shift = data, 0
+        if literals is not None and literals.lower:
+            haystack, shift = data[start:cut].lower(), start
+
+        # Windows end at a line end, so that no hit straddles two; they keep
+        # the list of hits small when a literal is on every line.
+        after = window = start
+        while window < cut:
+            window_end = (
+                data.find(b"\n", min(window + _WINDOW_BYTES, cut) - 1, cut) + 1 or cut
+            )
+            for _needle, begin, _end in find_hits(
+                haystack, window - shift, window_end - shift
+            ):
+                hit = window + begin
+                if hit < after:
+                    continue
+                line_start = data.rfind(b"\n", after, hit) + 1 or after
+                after = data.find(b"\n", hit, window_end) + 1
+                yield line_start, after - 1
+            window = window_end
 
     def _scan_text(self, text: str, base: int) -> None:
         rules = self.rules

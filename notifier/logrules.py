@@ -3,8 +3,8 @@
 This module owns the patterns, the ignore patterns and the encoding of a
 check, compiled once, and how a line is shown as evidence. It also works out
 the literal strings every match must contain (``error`` in
-``error:\\s+\\d+``), which lets :mod:`notifier.logmatch` search raw bytes
-for those strings and decode only the lines around a hit.
+``error:\\s+\\d+``) and makes the function that finds them in a block of
+bytes, which lets :mod:`notifier.logmatch` decode only the lines around a hit.
 
 Rules a user can rely on:
 
@@ -32,10 +32,10 @@ EVIDENCE_CHARS: Final = 1000
 """Evidence lines are cut at this many characters."""
 _MIN_LITERAL: Final = 3
 """Shortest literal worth a block search; shorter ones hit on most lines."""
-_CASE_TRAPS: Final = frozenset("iksIKS")
-"""ASCII letters that a case-insensitive Python pattern also matches with a
-non-ASCII character (dotless i, dotted capital I, KELVIN SIGN, long s); a byte
-search cannot see those."""
+_LOOK_ALIKES: Final = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+"""The non-ASCII characters that a case-insensitive Python pattern matches
+with an ASCII letter (dotted capital I and dotless i, KELVIN SIGN, long s);
+a search of the lower-cased bytes for the letter cannot see them."""
 _GLOBAL_FLAGS: Final = re.compile(r"\(\?([aiLmsux]+)\)")
 _BACKREFERENCE: Final = re.compile(r"\\[1-9]|\(\?P=")
 
@@ -134,13 +134,49 @@ def _compile_any(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
 
 @dataclass(frozen=True)
 class Literals:
-    """Strings of which every match contains at least one."""
+    """Strings that a line must hold for a pattern to match it.
 
-    needles: tuple[bytes, ...]
+    The patterns are split into alternatives (``a|b`` gives two); for each
+    one, ``choices`` lists sets of byte strings such that every line the
+    alternative matches holds a member of each set. Searching any one set per
+    alternative finds every candidate line; :meth:`pick` takes the rarest.
+    """
+
+    choices: tuple[tuple[tuple[bytes, ...], ...], ...]
     lower: bool
     """Search the lower-cased block (some pattern ignores case)."""
     exact: bool
     """A hit is a match: the patterns are nothing but these strings."""
+    look_alikes: tuple[tuple[str, bytes], ...] = ()
+    """Encoded non-ASCII characters that a case-insensitive pattern matches
+    with an ASCII letter, each with that letter: searched too when a picked
+    needle has the letter, as a byte search of it would not see them."""
+
+    def pick(self, sample: bytes | bytearray) -> tuple[bytes, ...]:
+        """Return the needles to search: for each alternative, the set with
+        the fewest hits in ``sample`` (the longer on a tie).
+
+        :param sample: the start of the data about to be scanned.
+        """
+        haystack = sample.lower() if self.lower else sample
+        needles: set[bytes] = set()
+        for options in self.choices:
+            best = min(
+                options,
+                key=lambda option: (
+                    sum(haystack.count(needle) for needle in option),
+                    -min(map(len, option)),
+                    len(option),
+                ),
+            )
+            needles.update(best)
+        letters = set(b"".join(needles).decode("ascii", "replace"))
+        needles.update(code for letter, code in self.look_alikes if letter in letters)
+        return tuple(sorted(needles))
+
+
+_Options = list[set[str]]
+"""Sets of strings, any one of which a match must hold a member of."""
 
 
 class _LiteralFinder:
@@ -154,73 +190,104 @@ class _LiteralFinder:
         self._encoding = encoding
         self._parser: Any = importlib.import_module("re._parser")
         self.lower = False
+        """Some part of some pattern ignores case."""
+        self.look_alikes = False
+        """... and that part is not limited to ASCII."""
+        self._unicode = True
 
-    def needles(self, pattern: str) -> tuple[set[str], bool] | None:
-        """Return the literals of ``pattern`` and whether they are all of it."""
+    def alternatives(self, pattern: str) -> tuple[list[_Options], bool] | None:
+        """Return the options of each alternative of ``pattern``, and whether
+        the pattern is nothing but literal strings; ``None`` when some
+        alternative needs no literal long enough to search for."""
         tree = self._parser.parse(pattern, re.MULTILINE)
         flags = int(tree.state.flags)
         ignorecase = bool(flags & re.IGNORECASE)
-        traps = frozenset() if flags & re.ASCII else _CASE_TRAPS
-        self.lower = self.lower or ignorecase
-        found = self._sequence(list(tree), ignorecase, traps)
+        self._unicode = not flags & re.ASCII
+        self._note_case(ignorecase)
+        found: list[_Options] = []
+        for branch in _top_branches(list(tree)):
+            options = [
+                option
+                for option in self._options(branch, ignorecase)
+                if min(map(len, option)) >= _MIN_LITERAL
+            ]
+            if not options:
+                return None
+            found.append(options)
         pure = None if ignorecase else self._pure(list(tree))
-        if found is None:
-            return None
-        return found, pure is not None and set(pure) == found
+        strings = {text for options in found for option in options for text in option}
+        exact = pure is not None and all(len(options) == 1 for options in found)
+        return found, exact and set(pure or ()) == strings
 
-    def _usable(self, code: int, ignorecase: bool, traps: frozenset[str]) -> bool:
+    def _note_case(self, ignorecase: bool) -> None:
+        if ignorecase:
+            self.lower = True
+            self.look_alikes = self.look_alikes or self._unicode
+
+    def _usable(self, code: int, ignorecase: bool) -> bool:
         char = chr(code)
         if char in "\ufffd\r\n":
             # Never in a line as patterns see it (U+FFFD stands for bytes
             # that are not there as such).
             return False
         if ignorecase:
-            return code < 128 and char not in traps
+            return code < 128
         try:
             char.encode(self._encoding)
         except UnicodeError:
             return False
         return True
 
-    def _sequence(
-        self, items: list[Any], ignorecase: bool, traps: frozenset[str]
-    ) -> set[str] | None:
-        best: set[str] | None = None
+    def _options(self, items: list[Any], ignorecase: bool) -> _Options:
+        """Return each literal run of the sequence ``items``, and the best
+        option of each group in it."""
+        options: _Options = []
         run: list[str] = []
         for op, argument in [*items, (None, None)]:
             name = getattr(op, "name", None)
-            if name == "LITERAL" and self._usable(argument, ignorecase, traps):
+            if name == "LITERAL" and self._usable(argument, ignorecase):
                 run.append(chr(argument))
                 continue
             if run:
-                best = _better(best, {"".join(run)})
+                options.append({"".join(run)})
                 run = []
-            best = _better(best, self._item(name, argument, ignorecase, traps))
+            found = self._item(name, argument, ignorecase)
+            if found:
+                options.append(found)
+        return options
+
+    def _sequence(self, items: list[Any], ignorecase: bool) -> set[str] | None:
+        best: set[str] | None = None
+        for option in self._options(items, ignorecase):
+            best = _better(best, option)
         return best
 
     def _item(
-        self, name: str | None, argument: Any, ignorecase: bool, traps: frozenset[str]
+        self, name: str | None, argument: Any, ignorecase: bool
     ) -> set[str] | None:
         if name == "SUBPATTERN":
             _group, add_flags, del_flags, inner = argument
             scoped = (ignorecase or bool(add_flags & re.IGNORECASE)) and not (
                 del_flags & re.IGNORECASE
             )
-            self.lower = self.lower or scoped
-            return self._sequence(list(inner), scoped, traps)
+            if add_flags & re.UNICODE:
+                # (?u:...) inside an (?a) pattern: Unicode again from here.
+                self._unicode = True
+            self._note_case(scoped)
+            return self._sequence(list(inner), scoped)
         if name == "BRANCH":
             union: set[str] = set()
             for branch in argument[1]:
-                found = self._sequence(list(branch), ignorecase, traps)
+                found = self._sequence(list(branch), ignorecase)
                 if found is None:
                     return None
                 union |= found
             return union
         if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
             minimum, _maximum, inner = argument
-            return self._sequence(list(inner), ignorecase, traps) if minimum else None
+            return self._sequence(list(inner), ignorecase) if minimum else None
         if name == "ATOMIC_GROUP":
-            return self._sequence(list(argument), ignorecase, traps)
+            return self._sequence(list(argument), ignorecase)
         return None
 
     def _pure(self, items: list[Any]) -> list[str] | None:
@@ -237,10 +304,18 @@ class _LiteralFinder:
         for op, argument in items:
             if getattr(op, "name", None) != "LITERAL":
                 return None
-            if not self._usable(argument, False, frozenset()):
+            if not self._usable(argument, False):
                 return None
             chars.append(chr(argument))
         return ["".join(chars)] if chars else None
+
+
+def _top_branches(items: list[Any]) -> list[list[Any]]:
+    """Return the alternatives of a pattern whose whole is ``a|b|...``
+    (each searched by its own rarest literal), else the pattern alone."""
+    if len(items) != 1 or getattr(items[0][0], "name", None) != "BRANCH":
+        return [items]
+    return [part for branch in items[0][1][1] for part in _top_branches(list(branch))]
 
 
 def _better(current: set[str] | None, other: set[str] | None) -> set[str] | None:
@@ -255,31 +330,109 @@ def _better(current: set[str] | None, other: set[str] | None) -> set[str] | None
     return other if score_other > score_current else current
 
 
+def _encoded_look_alikes(encoding: str) -> tuple[tuple[str, bytes], ...]:
+    """Return the look-alikes of ASCII letters that ``encoding`` can write."""
+    found: list[tuple[str, bytes]] = []
+    for letter, characters in _LOOK_ALIKES.items():
+        for character in characters:
+            try:
+                found.append((letter, character.encode(encoding)))
+            except UnicodeError:
+                continue
+    return tuple(found)
+
+
 def _literals(patterns: Sequence[str], encoding: str) -> Literals | None:
     if not _byte_search_exact(encoding):
         return None
     finder = _LiteralFinder(encoding)
-    strings: set[str] = set()
+    choices: list[_Options] = []
     exact = True
     try:
         for pattern in patterns:
-            found = finder.needles(pattern)
+            found = finder.alternatives(pattern)
             if found is None:
                 return None
-            strings |= found[0]
+            choices.extend(found[0])
             exact = exact and found[1]
     except Exception:
         # Any surprise in re's private parser: use the always-right way.
         return None
-    if not strings or min(map(len, strings)) < _MIN_LITERAL:
-        return None
     if finder.lower:
+        strings = {text for options in choices for option in options for text in option}
         if not all(text.isascii() for text in strings):
             return None
-        needles = tuple(sorted({text.lower().encode("ascii") for text in strings}))
-        return Literals(needles, lower=True, exact=False)
-    needles = tuple(sorted({text.encode(encoding) for text in strings}))
-    return Literals(needles, lower=False, exact=exact)
+        look_alikes = _encoded_look_alikes(encoding) if finder.look_alikes else ()
+        return Literals(_encode(choices, str.lower, "ascii"), True, False, look_alikes)
+    return Literals(_encode(choices, str, encoding), lower=False, exact=exact)
+
+
+def _encode(
+    choices: list[_Options], change: Callable[[str], str], encoding: str
+) -> tuple[tuple[tuple[bytes, ...], ...], ...]:
+    return tuple(
+        tuple(
+            tuple(sorted({change(text).encode(encoding) for text in option}))
+            for option in options
+        )
+        for options in choices
+    )
+
+
+HitFinder = Callable[[bytearray | bytes, int, int], list[tuple[int, int, int]]]
+"""``find(haystack, start, end)``: the hits of the literals in
+``haystack[start:end]`` as ``(literal, hit start, hit end)``, positions from
+``start``, in the order of their start. A line may have several hits (or only
+one, even if it holds more): each hit is a line to look at."""
+
+
+def literal_finder(needles: Sequence[bytes], *, one_pass: bool = True) -> HitFinder:
+    """Return a function finding every line of a block that holds a needle.
+
+    With ``one_pass`` and the ``ahocorasick-rs`` package, one Aho-Corasick
+    pass over the block finds all needles at once (several GB/s, whatever
+    their number). Otherwise each needle is searched with ``bytes.find``, a
+    pass per needle; the answer is the same, only slower.
+
+    :param needles: non-empty byte strings without a line feed.
+    :param one_pass: use the one-pass search if it is installed (tests turn
+        it off to check the other way).
+    :returns: a :data:`HitFinder`.
+    """
+    if one_pass:
+        try:
+            from ahocorasick_rs import BytesAhoCorasick, MatchKind
+        except ImportError:
+            pass
+        else:
+            # Leftmost-first matching is the kind the library speeds up with
+            # SIMD; which needle wins at one place does not matter here.
+            automaton = BytesAhoCorasick(needles, matchkind=MatchKind.LeftmostFirst)
+
+            def find_at_once(
+                haystack: bytearray | bytes, start: int, end: int
+            ) -> list[tuple[int, int, int]]:
+                return automaton.find_matches_as_indexes(
+                    memoryview(haystack)[start:end]
+                )
+
+            return find_at_once
+
+    def find_each(
+        haystack: bytearray | bytes, start: int, end: int
+    ) -> list[tuple[int, int, int]]:
+        hits: list[tuple[int, int, int]] = []
+        for number, needle in enumerate(needles):
+            found = haystack.find(needle, start, end)
+            while found >= 0:
+                hits.append((number, found - start, found - start + len(needle)))
+                # One hit per line is enough: go on from the next line.
+                next_line = haystack.find(b"\n", found, end) + 1
+                found = haystack.find(needle, next_line, end) if next_line else -1
+        hits.sort(key=lambda hit: hit[1])
+        return hits
+
+    return find_each
 
 
 class Rules:

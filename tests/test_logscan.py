@@ -394,6 +394,9 @@ LINE_PARTS = st.sampled_from(
         "\u017f\u017fhd",  # long s: (?i)sshd matches it
         "\u212aernel",  # KELVIN SIGN: (?i)kernel matches it
         "kernel",
+        "fa\u0131led",  # dotless i: (?i)failed matches it
+        "\u0130NFO",  # dotted capital I: (?i)info matches it
+        "denied",
         " ",
         "\t",
         "é",
@@ -417,6 +420,14 @@ PATTERN_SETS = [
     ["é"],
     ["error", "failed"],
     [r"(o)\1", r"(r)\1"],
+    # Literals of every alternative: the rarest in the data is searched.
+    ["ok.*error|denied"],
+    ["error|failed"],
+    ["(?i)failed|info"],
+    ["(?a)(?i)failed|sshd"],
+    ["(?a)(?ui:sshd)|error"],
+    ["(?i)kernel", "denied"],
+    ["error|ok"],
 ]
 
 
@@ -442,13 +453,16 @@ def reference_count(rules: Rules, data: bytes, flush_partial: bool) -> list[str]
     ignore=st.sampled_from([[], ["ERROR"], ["(?i)kernel"]]),
     block_size=st.sampled_from([5, 16, 64, 4096]),
     flush_partial=st.booleans(),
+    one_pass=st.booleans(),
 )
 def test_block_scanner_agrees_with_matching_each_line_alone(
-    lines, partial, patterns, ignore, block_size, flush_partial
+    lines, partial, patterns, ignore, block_size, flush_partial, one_pass
 ):
     rules = Rules(patterns, ignore)
     data = b"".join(line + b"\n" for line in lines) + partial
-    scanner = LineScanner(rules, max_evidence=1000, block_size=block_size)
+    scanner = LineScanner(
+        rules, max_evidence=1000, block_size=block_size, one_pass=one_pass
+    )
 
     scanned = scanner.scan(
         io.BytesIO(data).readinto, label="x", flush_partial=flush_partial
@@ -493,14 +507,74 @@ def test_long_lines_searched_in_pieces_count_once_each(lines, block_size, patter
     assert scanned.consumed == len(data)
 
 
-def test_case_insensitive_pattern_finds_the_non_ascii_look_alikes():
+@pytest.mark.parametrize("one_pass", [True, False])
+def test_case_insensitive_pattern_finds_the_non_ascii_look_alikes(one_pass):
     rules = Rules(["(?i)sshd", "(?i)kernel"])
     data = "\u017f\u017fhd[1]: x\n\u212aERNEL: y\nnothing\n".encode()
-    scanner = LineScanner(rules)
+    scanner = LineScanner(rules, one_pass=one_pass)
 
     scanner.scan(io.BytesIO(data).readinto, label="x")
 
     assert scanner.matches == 2
+
+
+@pytest.mark.parametrize("one_pass", [True, False])
+def test_case_insensitive_look_alike_in_a_single_byte_encoding(one_pass):
+    # cp1254 (Turkish) writes the dotless i as one byte, 0xfd.
+    rules = Rules(["(?i)login failed"], encoding="cp1254")
+    data = b"LOGIN FA\xfdLED for root\nlogin failed for bob\nlogin ok\n"
+    scanner = LineScanner(rules, one_pass=one_pass)
+
+    scanner.scan(io.BytesIO(data).readinto, label="x")
+
+    assert scanner.matches == 2
+    assert b"\xfd" in scanner.needles
+
+
+def test_rarest_literal_of_each_alternative_is_searched():
+    rules = Rules([r"127\.0\.0\.1 .*denied|kernel: .*oom-kill"])
+    common = b"127.0.0.1 kernel: accepted\n" * 5000
+    data = common + b"127.0.0.1 x denied\nkernel: oom-kill y\n" + common
+    scanner = LineScanner(rules)
+
+    scanner.scan(io.BytesIO(data).readinto, label="x")
+
+    assert scanner.needles == (b"denied", b"oom-kill")
+    assert scanner.matches == 2
+
+
+def test_scan_is_the_same_without_the_one_pass_library(monkeypatch):
+    # Stand-in for a machine where ahocorasick-rs has no wheel: None in
+    # sys.modules makes its import fail the way a missing package does.
+    rules = Rules([r"error|fail(ed|ure)|segfault at [0-9a-f]+"])
+    data = b"ok\nfailure here\nsegfault at zz\nsegfault at 7f error\n" * 100
+    with_library = LineScanner(rules)
+    with_library.scan(io.BytesIO(data).readinto, label="x")
+    monkeypatch.setitem(sys.modules, "ahocorasick_rs", None)
+    without = LineScanner(rules)
+
+    without.scan(io.BytesIO(data).readinto, label="x")
+
+    assert without.matches == with_library.matches == 200
+    assert [line.text for line in without.evidence] == [
+        line.text for line in with_library.evidence
+    ]
+
+
+def test_literal_on_every_line_keeps_memory_bounded():
+    rules = Rules(["aaa.*b"])
+    data = (b"a" * 1000 + b"\n") * 1100
+
+    tracemalloc.start()
+    try:
+        scanner = LineScanner(rules)
+        scanner.scan(io.BytesIO(data).readinto, label="x")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert scanner.matches == 0
+    assert peak < 8 * 1024 * 1024
 
 
 def test_example_configuration_shows_every_logscan_option():
