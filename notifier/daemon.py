@@ -2,14 +2,19 @@
 
 Wiring only; every decision lives in the part that owns it. Threads:
 
-- APScheduler's ``BackgroundScheduler`` runs one job per check on a bounded
-  ``ThreadPoolExecutor`` of ``[notifier] workers`` threads, each job with
-  ``max_instances=1`` and ``coalesce=True``, so a slow check never piles up
-  runs and a stalled machine catches up with one run, not a burst. We chose
-  the thread-pool executor because checks are I/O and system calls (psutil,
-  reading logs, waiting on a subprocess), which release the GIL; a process
-  pool would cost memory per worker and pickling for every result. The
-  background scheduler leaves the main thread free for signals.
+- APScheduler's ``BackgroundScheduler`` has one job per check, with
+  ``max_instances=1`` and ``coalesce=True``, so a stalled machine catches up
+  with one run, not a burst. We chose the background scheduler because it
+  leaves the main thread free for signals, and its ``ThreadPoolExecutor``
+  (``[notifier] workers`` threads) because a job only starts a run: the
+  run itself goes to :class:`notifier.runner.CheckRunner`, which gives each
+  run a thread of its own and reports it at its timeout at the latest. A
+  pool that ran the checks themselves would let a few hung checks (an NFS
+  mount that stopped answering) hold every worker and delay all the others;
+  here a hung check costs one thread and delays nothing. Checks are I/O
+  and system calls (psutil, reading logs, waiting on a subprocess) that
+  release the GIL, so threads suit them; processes would cost memory per
+  worker and pickling for every result.
 - Housekeeping jobs (group flush, status, watchdog, silences, digest) run on
   a separate small executor, so busy checks never delay them.
 - Delivery has a thread of its own (:class:`DeliveryThread`): a mail server
@@ -58,7 +63,7 @@ from notifier.errors import ConfigError, NotifierError
 from notifier.grouping import Batch, Grouper
 from notifier.loader import Loaded, load
 from notifier.outbox import Outbox
-from notifier.runner import create_check, run_check, warmup_of
+from notifier.runner import CheckRunner, create_check, warmup_of
 from notifier.sdnotify import SystemdNotifier
 from notifier.silences import SilenceStore
 from notifier.state import AlertStore, advance
@@ -182,6 +187,7 @@ class Daemon:
             journal=self.state_dir / GROUP_JOURNAL,
         )
         self.delivery = DeliveryThread(self.runtime.sender)
+        self.runner = CheckRunner()
         self.scheduler = BackgroundScheduler(
             executors={
                 "default": ThreadPoolExecutor(self.workers),
@@ -372,6 +378,7 @@ class Daemon:
         )
         self.systemd.stopping("stopping")
         self.scheduler.shutdown(wait=True)
+        self.runner.stop(STOP_GRACE_SECONDS)
 
         # Nothing waiting in a group window may be lost: into the outbox now.
         self._queue_batches(self.grouper.drain())
@@ -386,6 +393,7 @@ class Daemon:
     # Jobs -------------------------------------------------------------------
 
     def _run_check(self, name: str) -> None:
+        """Start one run of check ``name``; returns at once (see CheckRunner)."""
         with self._lock:
             entry = self.runtime.checks.get(name)
             config = self.runtime.config
@@ -393,9 +401,16 @@ class Daemon:
             return
         spec, check = entry
 
-        started = time.monotonic()
-        result = run_check(check, spec.common.timeout, name)
-        duration = time.monotonic() - started
+        def report(result: Result, duration: float) -> None:
+            self._take_result(spec, config, result, duration)
+
+        self.runner.start(name, check, spec.common.timeout, report)
+
+    def _take_result(
+        self, spec: CheckSpec, config: Config, result: Result, duration: float
+    ) -> None:
+        """Turn one result into alert state and events (from the run's thread)."""
+        name = spec.name
         now = datetime.now(UTC)
 
         # The decision is made under one lock so a reload or a status write

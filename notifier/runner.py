@@ -79,26 +79,9 @@ def run_check(check: Check, timeout: float, name: str) -> Result:
     :param timeout: seconds to wait for the run.
     :param name: the check's name, for the thread and the log.
     """
-    with _abandoned_lock:
-        stuck = _abandoned.get(id(check))
-        if stuck is not None and not stuck.thread.is_alive():
-            del _abandoned[id(check)]
-            stuck = None
-    if stuck is not None:
-        elapsed = time.monotonic() - stuck.since
-        since = f"{format_duration(round(elapsed))} ago" if elapsed >= 1 else "just now"
-        stuck.skips += 1
-        # Said once per stuck run; every tick after that would only repeat it.
-        log.log(
-            logging.WARNING if stuck.skips == 1 else logging.DEBUG,
-            "check %r not started: its run abandoned %s is still going",
-            name,
-            since,
-        )
-        return Result.unknown(
-            f"check not started: its previous run timed out {since} and has "
-            "not returned yet"
-        )
+    refusal = _refusal_while_stuck(check, name)
+    if refusal is not None:
+        return refusal
 
     # Limitation: Python cannot kill a thread. A run past its timeout keeps
     # running in the background until it returns by itself; the check is
@@ -121,11 +104,40 @@ def run_check(check: Check, timeout: float, name: str) -> Result:
     return result
 
 
+def _refusal_while_stuck(check: Check, name: str) -> Result | None:
+    """Return UNKNOWN "not started" while an abandoned run of ``check`` goes on."""
+    with _abandoned_lock:
+        stuck = _abandoned.get(id(check))
+        if stuck is not None and not stuck.thread.is_alive():
+            del _abandoned[id(check)]
+            stuck = None
+    if stuck is None:
+        return None
+    elapsed = time.monotonic() - stuck.since
+    since = f"{format_duration(round(elapsed))} ago" if elapsed >= 1 else "just now"
+    stuck.skips += 1
+    # Said once per stuck run; every tick after that would only repeat it.
+    log.log(
+        logging.WARNING if stuck.skips == 1 else logging.DEBUG,
+        "check %r not started: its run abandoned %s is still going",
+        name,
+        since,
+    )
+    return Result.unknown(
+        f"check not started: its previous run timed out {since} and has "
+        "not returned yet"
+    )
+
+
 def _start(
-    function: Callable[[], object], thread_name: str, key: object
+    function: Callable[[], object],
+    thread_name: str,
+    key: object,
+    on_done: Callable[[], None] | None = None,
 ) -> tuple[_Outcome, threading.Thread]:
     """Call ``function`` in a daemon thread; ``key`` is the object whose
-    abandoned-run entry the thread clears when it finally ends."""
+    abandoned-run entry the thread clears when it finally ends, and
+    ``on_done`` is called in that thread once the outcome is set."""
     outcome = _Outcome()
 
     def work() -> None:
@@ -138,6 +150,8 @@ def _start(
                 entry = _abandoned.get(id(key))
                 if entry is not None and entry.thread is threading.current_thread():
                     del _abandoned[id(key)]
+        if on_done is not None:
+            on_done()
 
     worker = threading.Thread(target=work, name=thread_name, daemon=True)
     worker.start()
@@ -173,6 +187,148 @@ def _judge(outcome: _Outcome, name: str) -> Result:
     if summary != value.summary:
         value = dataclasses.replace(value, summary=summary)
     return value
+
+
+Report = Callable[[Result, float], None]
+"""Receives a run's result and how long it took, in seconds."""
+
+
+@dataclass
+class _LiveRun:
+    """A run started by :class:`CheckRunner` and not yet reported."""
+
+    name: str
+    check: Check
+    report: Report
+    started: float
+    deadline: float
+    timeout: float
+    outcome: _Outcome
+    worker: threading.Thread | None = None
+    reported: bool = False
+
+
+class CheckRunner:
+    """Runs checks for the daemon so that no check ever waits for another.
+
+    :meth:`start` returns at once: each run has a thread of its own, and its
+    result goes to the ``report`` callback from that thread when the run
+    returns, or from the runner's deadline thread when the run passes its
+    timeout (UNKNOWN "timed out"), whichever comes first; exactly once.
+
+    Threads are bounded by the checks, not by a pool that hung checks could
+    fill: a check has at most one live run (a tick that finds it still
+    running is skipped, as a coalesced run) and at most one abandoned run
+    (while it is alive, every tick reports UNKNOWN "not started").
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Condition()
+        self._live: dict[int, _LiveRun] = {}
+        self._stopping = False
+        self._deadlines = threading.Thread(
+            target=self._watch_deadlines, name="check-deadlines", daemon=True
+        )
+        self._deadlines.start()
+
+    def start(self, name: str, check: Check, timeout: float, report: Report) -> bool:
+        """Start one run of ``check`` unless one is still going.
+
+        :returns: whether a run started; ``False`` when the previous run is
+            still within its timeout (this tick is skipped) or was abandoned
+            (then ``report`` has already received UNKNOWN "not started").
+        """
+        with self._lock:
+            if id(check) in self._live:
+                log.debug("check %r still running; this run is skipped", name)
+                return False
+        refusal = _refusal_while_stuck(check, name)
+        if refusal is not None:
+            report(refusal, 0.0)
+            return False
+
+        now = self._clock()
+        run = _LiveRun(name, check, report, now, now + timeout, timeout, _Outcome())
+        # Held while starting: the run may end before _start returns, and its
+        # _finished must then find the outcome and worker already in place.
+        with self._lock:
+            self._live[id(check)] = run
+            run.outcome, run.worker = _start(
+                check.run, f"check-{name}", check, on_done=lambda: self._finished(run)
+            )
+            self._lock.notify()
+        return True
+
+    def running(self) -> int:
+        """Return how many runs are going and not yet reported."""
+        with self._lock:
+            return len(self._live)
+
+    def stop(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for live runs, then stop the watcher.
+
+        Runs still going after that are left to finish or die with the
+        process; their results are not reported.
+        """
+        deadline = self._clock() + grace
+        with self._lock:
+            while self._live and self._clock() < deadline:
+                self._lock.wait(min(0.1, max(0.0, deadline - self._clock())))
+            self._stopping = True
+            self._live.clear()
+            self._lock.notify_all()
+
+    def _finished(self, run: _LiveRun) -> None:
+        with self._lock:
+            if run.reported:
+                log.info(
+                    "check %r returned after its timeout; that late result is dropped",
+                    run.name,
+                )
+                return
+            run.reported = True
+            self._live.pop(id(run.check), None)
+            self._lock.notify_all()
+        result = _judge(run.outcome, run.name)
+        log.debug("check %r: %s %s", run.name, result.status.name, result.summary)
+        run.report(result, self._clock() - run.started)
+
+    def _watch_deadlines(self) -> None:
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+                now = self._clock()
+                expired = [run for run in self._live.values() if now >= run.deadline]
+                for run in expired:
+                    run.reported = True
+                    del self._live[id(run.check)]
+                    self._abandon(run, now)
+                if not expired:
+                    upcoming = [run.deadline for run in self._live.values()]
+                    wait = min(upcoming) - now if upcoming else 1.0
+                    self._lock.wait(max(0.01, min(wait, 1.0)))
+                    continue
+            for run in expired:
+                timeout = format_duration(run.timeout)
+                log.warning(
+                    "check %r timed out after %s; its run is abandoned",
+                    run.name,
+                    timeout,
+                )
+                run.report(
+                    Result.unknown(f"check timed out after {timeout}"), run.timeout
+                )
+
+    def _abandon(self, run: _LiveRun, now: float) -> None:
+        """Remember a run past its deadline so its check is not started again
+        while it goes on (the same rule as :func:`run_check`)."""
+        worker = run.worker
+        if worker is None or not worker.is_alive():
+            return
+        with _abandoned_lock:
+            _abandoned[id(run.check)] = _Stuck(worker, now)
 
 
 def describe_exception(error: BaseException) -> str:

@@ -390,36 +390,60 @@ def ticks(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def test_a_hanging_check_does_not_delay_the_others(tmp_path, start_daemon):
+def hang_config(folder: Path, tick_file: Path, timeout: str) -> Path:
+    """Two checks that never return and one that ticks, on one worker thread.
+
+    Were checks run on the workers themselves, "clock" would wait for every
+    hung run until its timeout.
+    """
+    return write_config(
+        folder,
+        extra_notifier="workers = 1",
+        checks=f"""
+        [[check]]
+        name = "stuck"
+        type = "hang"
+        every = "200ms"
+        timeout = "{timeout}"
+        [[check]]
+        name = "stuck-too"
+        type = "hang"
+        every = "200ms"
+        timeout = "{timeout}"
+        [[check]]
+        name = "clock"
+        type = "tick"
+        file = "{tick_file}"
+        every = "200ms"
+        """,
+    )
+
+
+def test_hanging_checks_do_not_delay_the_others(tmp_path, start_daemon):
+    tick_file = tmp_path / "ticks"
+    # The hung runs time out only after a minute, longer than this test may
+    # wait for the ticks: every tick seen happened while both were hung.
+    daemon = start_daemon(hang_config(tmp_path / "run", tick_file, "60s"))
+
+    wait_for(lambda: ticks(tick_file) >= 10, "ten ticks while two checks hang")
+
+    assert "timed out" not in daemon.log
+    assert daemon.process.poll() is None
+
+
+def test_a_hung_check_is_unknown_at_its_timeout_and_alerts(tmp_path, start_daemon):
     tick_file = tmp_path / "ticks"
     folder = tmp_path / "run"
-    daemon = start_daemon(
-        write_config(
-            folder,
-            checks=f"""
-            [[check]]
-            name = "stuck"
-            type = "hang"
-            every = "200ms"
-            timeout = "500ms"
-            [[check]]
-            name = "clock"
-            type = "tick"
-            file = "{tick_file}"
-            every = "200ms"
-            """,
-        )
-    )
-    wait_for(lambda: "check 'stuck' timed out" in daemon.log, "the hang to time out")
-    before = ticks(tick_file)
+    daemon = start_daemon(hang_config(folder, tick_file, "500ms"))
 
-    # While "stuck" keeps timing out, "clock" goes on ticking.
-    wait_for(lambda: ticks(tick_file) >= before + 10, "ten more ticks")
-    assert daemon.process.poll() is None
+    wait_for(lambda: "check 'stuck' timed out" in daemon.log, "the hang to time out")
     wait_for(
         lambda: any("UNKNOWN" in s and "stuck" in s for s in subjects(folder)),
         "the UNKNOWN alert for the hung check",
     )
+    before = ticks(tick_file)
+    wait_for(lambda: ticks(tick_file) >= before + 10, "ten more ticks")
+    assert daemon.process.poll() is None
 
 
 def test_a_mail_server_that_never_answers_does_not_delay_checks(

@@ -17,7 +17,7 @@ from notifier.config import build_config
 from notifier.errors import ConfigError, PermissionRefusedError
 from notifier.options import Option
 from notifier.plugins import CheckTypeInfo, Registry
-from notifier.runner import create_check, run_check, warmup_of
+from notifier.runner import CheckRunner, create_check, run_check, warmup_of
 
 
 class Raising:
@@ -298,3 +298,93 @@ def test_state_dir_not_writable_is_refused_naming_folder_and_fix(tmp_path):
 
     assert str(locked / "checks" / "x") in str(caught.value)
     assert "state_dir" in str(caught.value)
+
+
+class Reports:
+    """Collects what a CheckRunner reports, and lets a test wait for it."""
+
+    def __init__(self) -> None:
+        self.results: list[tuple[Result, float]] = []
+        self.arrived = threading.Condition()
+
+    def __call__(self, result: Result, duration: float) -> None:
+        with self.arrived:
+            self.results.append((result, duration))
+            self.arrived.notify_all()
+
+    def wait_for(self, count: int) -> list[tuple[Result, float]]:
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.results) >= count, timeout=10)
+        return self.results
+
+
+def test_runner_start_returns_at_once_and_reports_the_result():
+    runner = CheckRunner()
+    check = Hanging()
+    reports = Reports()
+
+    assert runner.start("slow", check, 10.0, reports)
+    assert reports.results == []  # start did not wait for the run
+    check.release.set()
+
+    ((result, duration),) = reports.wait_for(1)
+    assert result.summary == "finally done"
+    assert duration >= 0
+
+
+def test_runner_reports_a_hung_run_once_at_its_timeout_and_drops_the_late_one():
+    runner = CheckRunner()
+    check = Hanging()
+    reports = Reports()
+
+    runner.start("stuck", check, 0.2, reports)
+    ((result, _),) = reports.wait_for(1)
+    check.release.set()
+    thread_named("check-stuck").join(5)
+
+    assert result.status is Status.UNKNOWN
+    assert result.summary == "check timed out after 200ms"
+    assert len(reports.results) == 1
+
+
+def test_runner_skips_a_tick_while_the_run_is_live_and_refuses_while_abandoned():
+    runner = CheckRunner()
+    check = Hanging()
+    reports = Reports()
+
+    assert runner.start("stuck", check, 0.3, reports)
+    assert not runner.start("stuck", check, 0.3, reports)  # still live: skipped
+    reports.wait_for(1)  # timed out, now abandoned
+    assert not runner.start("stuck", check, 0.3, reports)
+    results = reports.wait_for(2)
+    check.release.set()
+
+    assert [r.summary.split(":")[0] for r, _ in results] == [
+        "check timed out after 300ms",
+        "check not started",
+    ]
+    assert check.runs == 1
+
+
+def test_runner_turns_exceptions_into_unknown():
+    runner = CheckRunner()
+    reports = Reports()
+
+    runner.start("raising", Raising(), 5.0, reports)
+
+    ((result, _),) = reports.wait_for(1)
+    assert result.status is Status.UNKNOWN
+    assert result.summary == "check raised ValueError: disk on fire"
+
+
+def test_runner_stop_waits_for_live_runs_within_the_grace():
+    runner = CheckRunner()
+    check = Hanging()
+    reports = Reports()
+    runner.start("slow", check, 30.0, reports)
+    threading.Timer(0.2, check.release.set).start()
+
+    runner.stop(5.0)
+
+    assert [r.summary for r, _ in reports.results] == ["finally done"]
+    assert runner.running() == 0
