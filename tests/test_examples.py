@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import queue
 import shutil
 import socket
 import subprocess
@@ -39,6 +40,7 @@ from notifier.delivery import Sender
 from notifier.events import AlertEvent, EventKind
 from notifier.outbox import Outbox
 from notifier.plugins import Registry, build_registry
+from notifier.runner import CheckRunner
 from notifier.testing import load_plugin_file, make_check, run_check_type
 from notifier.transport import FailureKind
 
@@ -517,22 +519,24 @@ def test_plugin_that_hangs_becomes_unknown_at_its_timeout(bad_registry, tmp_path
 
 
 def test_hung_plugin_does_not_delay_another_check(bad_registry, tmp_path, web_server):
-    hung = make_check(
-        bad_registry.check_types["hangs"].check_type,
-        {"timeout": "60s"},
-        tmp_path=tmp_path,
-        name="stuck",
-    )
-    stuck_run = threading.Thread(target=hung.run)
-    stuck_run.start()
+    def harness(type_name, options, name):
+        check_type = bad_registry.check_types[type_name].check_type
+        return make_check(check_type, options, tmp_path=tmp_path, name=name)
+
+    hung = harness("hangs", {"timeout": "60s"}, "stuck")
+    other = harness("http", {"url": f"{web_server}/"}, "web")
+    runner = CheckRunner()  # what the daemon starts every run with
+    reported = queue.Queue()
+
+    runner.start("stuck", hung.check, 60.0, lambda r, d: reported.put(("stuck", r)))
+    runner.start("web", other.check, 10.0, lambda r, d: reported.put(("web", r)))
 
     # The hung run can only end when RELEASE is set, after this result.
-    other = run_example(bad_registry, "http", {"url": f"{web_server}/"}, tmp_path)
-
-    assert other.status is Status.OK
-    assert stuck_run.is_alive()
+    name, result = reported.get(timeout=10)
+    assert (name, result.status) == ("web", Status.OK)
+    assert runner.running() == 1
     bad_registry.manager.get_plugin("misbehaving").RELEASE.set()
-    stuck_run.join(10)
+    assert reported.get(timeout=10)[0] == "stuck"
 
 
 def test_plugin_writing_to_stdout_still_gives_its_result(bad_registry, tmp_path, capfd):
