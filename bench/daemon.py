@@ -1,6 +1,7 @@
 """Benchmark of ``notifier run``: idle cost, start-up, punctuality, a storm.
 
-Run it with one command from the repository (about four and a half minutes)::
+Run it with one command from the repository (about four and a half minutes;
+the test dependencies aiosmtpd and trustme must be installed)::
 
     .venv/bin/python bench/daemon.py
 

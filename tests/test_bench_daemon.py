@@ -25,11 +25,11 @@ def test_daemon_benchmark_runs_every_part_at_tiny_sizes():
         [
             sys.executable,
             str(BENCH),
-            "--seconds=2",
+            "--seconds=1",
             "--every=1s",
             "--starts=1",
             "--checks=30",
-            "--late-seconds=3",
+            "--late-seconds=2",
             "--storm=10",
             "--group-wait=500ms",
         ],
