@@ -50,6 +50,7 @@ from apscheduler.events import (
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from notifier import __version__
@@ -61,8 +62,11 @@ from notifier.delivery import Sender
 from notifier.digest import DigestLog, compose_digest, digest_recipients
 from notifier.errors import ConfigError, NotifierError
 from notifier.grouping import Batch, Grouper
+from notifier.instance import InstanceLock
 from notifier.loader import Loaded, load
+from notifier.logsetup import RateLimitedLogger, setup_logging
 from notifier.outbox import Outbox
+from notifier.redact import Redactor, redactor_for
 from notifier.runner import CheckRunner, create_check, warmup_of
 from notifier.sdnotify import SystemdNotifier
 from notifier.silences import SilenceStore
@@ -74,7 +78,10 @@ log = logging.getLogger(__name__)
 STATUS_FILE: Final = "status.json"
 """What the daemon last saw, for ``notifier status``; in the state folder."""
 GROUP_JOURNAL: Final = "pending-alerts.jsonl"
-HOUSEKEEPING_SECONDS: Final = 1.0
+HOUSEKEEPING_SECONDS: Final = 5.0
+"""How often silences are re-read, held-back alerts retried and status kept."""
+STATUS_HEARTBEAT_SECONDS: Final = 60.0
+"""Longest time between two writes of the status file, changed or not."""
 STOP_GRACE_SECONDS: Final = 5.0
 """How long a stop waits for the delivery thread to finish what it sends."""
 
@@ -170,6 +177,8 @@ class Daemon:
         self._flags = _Flags()
         self._lock = threading.Lock()
         self._records: dict[str, CheckRecord] = {}
+        self._status_changed = True
+        self._status_written = 0.0
         self._started = datetime.now(UTC)
 
         # What cannot change without a restart is built once, here.
@@ -177,6 +186,8 @@ class Daemon:
         config = self.runtime.config
         self.state_dir = config.notifier.state_dir
         self.workers = config.notifier.workers
+        self.instance = InstanceLock(self.state_dir)
+        self.instance.acquire()
         self.store = AlertStore(self.state_dir)
         self.silences = SilenceStore(self.state_dir)
         self.outbox = Outbox.in_state_dir(self.state_dir)
@@ -188,6 +199,7 @@ class Daemon:
         )
         self.delivery = DeliveryThread(self.runtime.sender)
         self.runner = CheckRunner()
+        self._outbox_trouble = RateLimitedLogger(log, 300.0)
         self.scheduler = BackgroundScheduler(
             executors={
                 "default": ThreadPoolExecutor(self.workers),
@@ -303,6 +315,7 @@ class Daemon:
         self._schedule_housekeeping()
         self.scheduler.start()
         self.delivery.start()
+        self._write_status()
         count = len(self.runtime.checks)
         log.info(
             "notifier %s started with %d checks, mail by %s",
@@ -354,6 +367,9 @@ class Daemon:
             return False
 
         new = runtime.config.notifier
+        if new.log_level != self.runtime.config.notifier.log_level:
+            setup_logging(new.log_level)
+            log.info("log level is now %s", new.log_level)
         if new.state_dir != self.state_dir or new.workers != self.workers:
             log.warning(
                 "[notifier] state_dir and workers take effect at the next restart"
@@ -377,7 +393,12 @@ class Daemon:
             self._flags.signal_name or "request",
         )
         self.systemd.stopping("stopping")
-        self.scheduler.shutdown(wait=True)
+
+        # Not shutdown(wait=True): APScheduler 3 holds its job store lock
+        # while waiting, and a housekeeping job asking for the jobs (the
+        # status file) would then wait for it forever. Jobs only start runs
+        # or flush groups; the runs themselves are waited for just below.
+        self.scheduler.shutdown(wait=False)
         self.runner.stop(STOP_GRACE_SECONDS)
 
         # Nothing waiting in a group window may be lost: into the outbox now.
@@ -388,6 +409,7 @@ class Daemon:
                 STOP_GRACE_SECONDS,
             )
         self._write_status()
+        self.instance.release()
         log.info("stopped")
 
     # Jobs -------------------------------------------------------------------
@@ -413,25 +435,36 @@ class Daemon:
         name = spec.name
         now = datetime.now(UTC)
 
-        # The decision is made under one lock so a reload or a status write
-        # never sees half of it. Events reach the grouper's journal before
-        # the state that produced them is saved: a crash in between sends a
+        # Runs of one check never overlap (CheckRunner), so its state needs
+        # no daemon-wide lock. Events reach the grouper's journal before the
+        # state that produced them is saved: a crash in between sends a
         # duplicate at worst, never loses an alert.
+        silenced = self.silences.is_silenced(name, now)
+        state, events = advance(
+            self.store.get(name),
+            result,
+            now,
+            spec,
+            host=config.notifier.hostname,
+            mail=config.mail,
+            silenced=silenced,
+        )
+        for event in events:
+            self.grouper.add(event)
+        self.store.put(name, state)
+
+        # What the log and the status file show is masked like mail is:
+        # a summary may quote a log line holding a password.
+        redactor = redactor_for(config.mail.redact)
+        record = _record_of(result, now, duration, redactor)
         with self._lock:
-            silenced = self.silences.is_silenced(name, now)
-            state, events = advance(
-                self.store.get(name),
-                result,
-                now,
-                spec,
-                host=config.notifier.hostname,
-                mail=config.mail,
-                silenced=silenced,
-            )
-            for event in events:
-                self.grouper.add(event)
-            self.store.put(name, state)
-            self._records[name] = _record_of(result, now, duration)
+            previous = self._records.get(name)
+            self._records[name] = record
+            if previous is None or (previous.status, previous.summary) != (
+                record.status,
+                record.summary,
+            ):
+                self._status_changed = True
         self.digest_log.note_value(name, result.status, result.value, now)
         for event in events:
             log.info(
@@ -439,33 +472,69 @@ class Daemon:
                 name,
                 event.kind.value,
                 event.status.name,
-                event.summary,
+                redactor.redact(event.summary)[0],
             )
             self.digest_log.note_event(event)
+        if events:
+            self._flush_after(config.notifier.group_wait)
+
+    def _flush_after(self, seconds: float) -> None:
+        """Run a group flush once the group window of a new event has closed."""
+        self.scheduler.add_job(
+            self._flush_groups,
+            trigger=DateTrigger(
+                datetime.now(UTC) + timedelta(seconds=seconds + 0.05), timezone=UTC
+            ),
+            executor="housekeeping",
+            misfire_grace_time=3600,
+        )
+
+    def _flush_groups(self) -> None:
+        self._queue_batches(self.grouper.due(datetime.now(UTC)))
 
     def _housekeeping(self) -> None:
-        self.silences.refresh()
-        batches = self.grouper.due(datetime.now(UTC))
-        if batches:
-            self._queue_batches(batches)
-        self._write_status()
+        if self.silences.refresh():
+            self._status_changed = True
+        if self.grouper.pending():
+            # Held back by max_per_hour, or handed back by a failing outbox.
+            self._flush_groups()
+        stale = time.monotonic() - self._status_written >= STATUS_HEARTBEAT_SECONDS
+        if self._status_changed or stale:
+            self._write_status()
 
     def _queue_batches(self, batches: list[Batch]) -> None:
         if not batches:
             return
         config = self.runtime.config
         now = datetime.now(UTC)
+        queued = 0
         for batch in batches:
             recipients = batch.recipients or config.mail.to
-            message = compose_alert(
-                batch.events,
-                config.mail,
-                hostname=config.notifier.hostname,
-                recipients=recipients,
-                now=now,
-                extra_notes=batch.notes,
-            )
-            entry = self.outbox.put(message, recipients)
+            try:
+                message = compose_alert(
+                    batch.events,
+                    config.mail,
+                    hostname=config.notifier.hostname,
+                    recipients=recipients,
+                    now=now,
+                    extra_notes=batch.notes,
+                )
+                entry = self.outbox.put(message, recipients)
+            except (OSError, NotifierError, ValueError) as exc:
+                # Back to the grouper, which keeps it (and its journal line)
+                # until a later round stores it: an alert is never dropped.
+                self.grouper.requeue(batch)
+                self._outbox_trouble.error(
+                    "outbox",
+                    "%d alert(s) for %s cannot be queued (%s); trying again "
+                    "every few seconds",
+                    len(batch.events),
+                    ", ".join(recipients),
+                    getattr(exc, "strerror", None) or exc,
+                )
+                continue
+            self._outbox_trouble.forget("outbox")
+            queued += 1
             log.info(
                 "alert queued as %s for %s: %s",
                 entry.id,
@@ -473,7 +542,8 @@ class Daemon:
                 entry.subject,
             )
         self.grouper.commit()
-        self.delivery.poke()
+        if queued:
+            self.delivery.poke()
 
     def _send_digest(self) -> None:
         config = self.runtime.config
@@ -527,6 +597,8 @@ class Daemon:
         with self._lock:
             records = {name: dataclasses.asdict(r) for name, r in self._records.items()}
             config_path = str(self.config_path)
+            self._status_changed = False
+            self._status_written = time.monotonic()
         next_runs = {
             job.id.removeprefix("check:"): _stamp(job.next_run_time)
             for job in self.scheduler.get_jobs()
@@ -586,10 +658,12 @@ def _trigger(spec: CheckSpec) -> CronTrigger | IntervalTrigger:
     return IntervalTrigger(seconds=spec.common.every, timezone=UTC)
 
 
-def _record_of(result: Result, now: datetime, duration: float) -> CheckRecord:
+def _record_of(
+    result: Result, now: datetime, duration: float, redactor: Redactor
+) -> CheckRecord:
     return CheckRecord(
         status=Status(result.status).name,
-        summary=result.summary,
+        summary=redactor.redact(result.summary)[0],
         last_run=_stamp(now),
         duration=round(duration, 3),
         value=result.value,

@@ -162,6 +162,20 @@ class Grouper:
             )
             return [self._release(group, now) for group in groups]
 
+    def requeue(self, batch: Batch) -> None:
+        """Take back a batch that could not be stored (the outbox refused it).
+
+        Its events wait again, due at the next :meth:`due`, and stay in the
+        journal at the next :meth:`commit`; the send it was counted as is
+        given back to the hourly cap.
+        """
+        overdue = self._clock() - self.group_wait
+        with self._lock:
+            if self._sent:
+                self._sent.pop()
+            for event in batch.events:
+                self._place(event, overdue, held_since=None)
+
     def commit(self) -> None:
         """Rewrite the journal to hold only what still waits.
 

@@ -1,12 +1,13 @@
 """``notifier status [--json]``: what the running daemon last saw.
 
-Reads the daemon's status file (written every second while it runs), the
-saved alert states, the silences, the outbox and the delivery status, all in
-``[notifier] state_dir``, and changes nothing there (beyond the repairs that
-listing the outbox makes after a crash). The daemon counts as running when
-the process named in the status file exists and the file was written within
-:data:`RUNNING_WITHIN` seconds; otherwise the command says when it was last
-seen and still prints what it saw then.
+Reads the daemon's status file (rewritten while it runs, at least every
+minute), the saved alert states, the silences, the outbox and the delivery
+status, all in ``[notifier] state_dir``, and changes nothing there (beyond
+the repairs that listing the outbox makes after a crash). The daemon counts
+as running when it holds the state folder's lock (:mod:`notifier.instance`);
+where that cannot be told, when the process named in the status file exists
+and the file was written within :data:`RUNNING_WITHIN` seconds. Otherwise
+the command says when it was last seen and still prints what it saw then.
 
 Exit status: 0 when the daemon is running, 69 when it is not, 77 when the
 state folder cannot be read, 78 for a configuration error.
@@ -28,12 +29,13 @@ from notifier.compose import human_duration
 from notifier.config import Config
 from notifier.delivery import read_status
 from notifier.errors import EX_OK, EX_UNAVAILABLE, PermissionRefusedError
+from notifier.instance import daemon_running
 from notifier.loader import config_path, load
 from notifier.outbox import Outbox
 from notifier.silences import SilenceStore
 from notifier.state import AlertState, read_alert_states
 
-RUNNING_WITHIN: Final = 10.0
+RUNNING_WITHIN: Final = 90.0
 """Seconds since the status file was written within which the daemon is up."""
 SUMMARY_WIDTH: Final = 60
 """Longest summary printed in the table; --json has them whole."""
@@ -122,10 +124,17 @@ def gather_status(config: Config, now: datetime) -> dict[str, Any]:
 def _daemon(seen: Mapping[str, Any], state_dir: Path, now: datetime) -> dict[str, Any]:
     pid = seen.get("pid")
     written = _parse_time(seen.get("written"))
-    fresh = written is not None and (now - written).total_seconds() <= RUNNING_WITHIN
-    alive = isinstance(pid, int) and not isinstance(pid, bool) and _alive(pid)
+    running, holder = daemon_running(state_dir)
+    if running and holder is not None and not seen.get("pid"):
+        pid = holder  # started a moment ago, before its first status file
+    if running is None:
+        fresh = (
+            written is not None and (now - written).total_seconds() <= RUNNING_WITHIN
+        )
+        alive = isinstance(pid, int) and not isinstance(pid, bool) and _alive(pid)
+        running = fresh and alive
     return {
-        "running": bool(fresh and alive),
+        "running": running,
         "pid": pid if isinstance(pid, int) else None,
         "version": seen.get("version"),
         "config": seen.get("config"),
