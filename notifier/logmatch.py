@@ -375,22 +375,46 @@ class LineScanner:
             window = window_end
 
     def _scan_text(self, text: str, base: int) -> None:
-        rules = self.rules
+        """Count the matching lines of ``text``, complete lines each ending
+        with a line feed, the first of which has index ``base``."""
+        counts = self.rules.counts
         tally = self._tally
         index_at, index = 0, base
-        position = 0
-        while (match := rules.search(text, position)) is not None:
-            line_start = text.rfind("\n", 0, match.start()) + 1
-            line_end = text.find("\n", match.start())
+        for line_start, line_end in self._lines_to_try(text):
             line = text[line_start:line_end]
-            within = match.end() <= line_end or rules.search(line) is not None
-            if within and not rules.ignored(line):
+            if counts(line):
+                if not tally.matches:
+                    tally.first_match = line
                 tally.matches += 1
-                tally.first_match = tally.first_match or line
                 if self._kept < self.max_evidence:
                     index += text.count("\n", index_at, line_start)
                     index_at = line_start
                     self._keep(text, 0, len(text), line_start, line_end, index, line)
+
+    def _lines_to_try(self, text: str) -> Iterator[tuple[int, int]]:
+        """Yield where each line of ``text`` that may match starts and ends
+        (at its line feed), in order, each line once: the lines where a search
+        of the whole text finds a match, or every line when such a search
+        could miss one (:attr:`notifier.logrules.Rules.block_search`)."""
+        end = len(text)
+        position = 0
+        if not self.rules.block_search:
+            while position < end:
+                line_end = _line_end(text, position)
+                yield position, line_end
+                position = line_end + 1
+            return
+
+        # A match may start at the very end of the text (``^$`` after the last
+        # line feed) where no line is; the position only ever moves forward.
+        search = self.rules.search
+        while position < end and (match := search(text, position)) is not None:
+            hit = match.start()
+            if hit >= end:
+                return
+            line_start = text.rfind("\n", position, hit) + 1 or position
+            line_end = _line_end(text, hit)
+            yield line_start, line_end
             position = line_end + 1
 
     def _text_of(self, line: _Text) -> str:
@@ -506,6 +530,13 @@ class LineScanner:
         if self._kept < self.max_evidence:
             self._kept += 1
             self._add(long_line.index, long_line.matched_text, matched=True)
+
+
+def _line_end(text: str, position: int) -> int:
+    """Return where the line holding ``position`` ends: its line feed, or the
+    end of the text (which should end with one, but a decoder might eat it)."""
+    found = text.find("\n", position)
+    return found if found >= 0 else len(text)
 
 
 def _newline(data: str | bytes | bytearray) -> Any:

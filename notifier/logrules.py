@@ -38,10 +38,30 @@ with an ASCII letter (dotted capital I and dotless i, KELVIN SIGN, long s);
 a search of the lower-cased bytes for the letter cannot see them."""
 _GLOBAL_FLAGS: Final = re.compile(r"\(\?([aiLmsux]+)\)")
 _BACKREFERENCE: Final = re.compile(r"\\[1-9]|\(\?P=")
+_ENCODING_HINT: Final = "for example 'utf-8' or 'latin-1'"
+_PAST_THE_LINE: Final = frozenset(
+    ("ASSERT", "ASSERT_NOT", "ATOMIC_GROUP", "POSSESSIVE_REPEAT")
+)
+"""Parts of a pattern that can behave differently in a block of lines than in
+one line alone: lookarounds see the lines around, and an atomic group or a
+possessive repeat may swallow a line feed and never give it back."""
+_WITHIN_THE_LINE: Final = frozenset(
+    ("LITERAL", "NOT_LITERAL", "ANY", "IN", "CATEGORY", "GROUPREF")
+)
+"""Parts of a pattern that match the same characters in a block as alone."""
 
 
 class RulesError(ValueError):
-    """The patterns or the encoding cannot be used; the message says why."""
+    """The patterns or the encoding cannot be used; the message says why.
+
+    :param key: the option at fault: ``pattern``, ``ignore`` or ``encoding``.
+    :param hint: what would be right, when there is something to say.
+    """
+
+    def __init__(self, message: str, key: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.hint = hint
 
 
 def _escape_controls() -> dict[int, str]:
@@ -81,14 +101,14 @@ def check_encoding(name: str) -> str:
         canonical = codecs.lookup(name).name
     except LookupError as exc:
         msg = f"{name!r} is not an encoding Python knows"
-        raise RulesError(msg) from exc
+        raise RulesError(msg, "encoding", _ENCODING_HINT) from exc
     try:
         newline_ok = "\n".encode(canonical) == b"\n"
     except (UnicodeError, LookupError):
         newline_ok = False
     if not newline_ok:
         msg = f"{name!r} does not write a line feed as one byte"
-        raise RulesError(msg)
+        raise RulesError(msg, "encoding", _ENCODING_HINT)
     return canonical
 
 
@@ -130,6 +150,65 @@ def _compile_any(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
         return (re.compile(combined, re.MULTILINE),)
     except re.error:
         return alone
+
+
+def _found_in_a_block(pattern: str) -> bool:
+    """Return whether a search of a block of lines for ``pattern`` finds every
+    line that the pattern matches alone (it may find more, never fewer).
+
+    True when the pattern looks at nothing outside the line it matches in:
+    ``^`` and ``$`` (multi-line), ``\\b`` and ``\\B`` see a line feed around a
+    line in a block where they see the text's ends around it alone, and give
+    the same answer. ``\\A``, ``\\Z``, ``^`` and ``$`` without multi-line,
+    lookarounds, atomic groups and possessive repeats can tell the two apart,
+    and so can anything this function does not know (the parser is private to
+    :mod:`re`): such patterns are matched line by line.
+    """
+    try:
+        parser: Any = importlib.import_module("re._parser")
+        tree = parser.parse(pattern, re.MULTILINE)
+        return _bounded_items(list(tree), multiline=True)
+    except Exception:
+        # Any surprise in re's private parser: take the always-right way.
+        return False
+
+
+def _bounded_items(items: list[Any], *, multiline: bool) -> bool:
+    for op, argument in items:
+        name = getattr(op, "name", None)
+        if name in _PAST_THE_LINE:
+            return False
+        if name == "AT":
+            where = getattr(argument, "name", None)
+            if where in ("AT_BEGINNING_STRING", "AT_END_STRING"):
+                return False
+            if where in ("AT_BEGINNING", "AT_END") and not multiline:
+                return False
+        elif name == "SUBPATTERN":
+            _group, add_flags, del_flags, inner = argument
+            scoped = (multiline or bool(add_flags & re.MULTILINE)) and not (
+                del_flags & re.MULTILINE
+            )
+            if not _bounded_items(list(inner), multiline=scoped):
+                return False
+        elif name == "BRANCH":
+            if not all(
+                _bounded_items(list(b), multiline=multiline) for b in argument[1]
+            ):
+                return False
+        elif name in ("MAX_REPEAT", "MIN_REPEAT"):
+            if not _bounded_items(list(argument[2]), multiline=multiline):
+                return False
+        elif name == "GROUPREF_EXISTS":
+            _group, yes, no = argument
+            for branch in (yes, no):
+                if branch is not None and not _bounded_items(
+                    list(branch), multiline=multiline
+                ):
+                    return False
+        elif name not in _WITHIN_THE_LINE:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -438,13 +517,16 @@ def literal_finder(needles: Sequence[bytes], *, one_pass: bool = True) -> HitFin
 class Rules:
     """A check's compiled patterns, ignore patterns and encoding.
 
-    :param patterns: regular expressions; a line matching any of them counts.
-    :param ignore: regular expressions; a line matching any of them does not
-        count, whatever else it matches.
-    :param encoding: how the log's bytes become text; invalid bytes become
-        U+FFFD.
-    :raises RulesError: when the encoding is unusable or no pattern is given.
-    :raises re.error: when a pattern does not compile.
+      :param patterns: regular expressions; a line matching any of them counts.
+      :param ignore: regular expressions; a line matching any of them does not
+          count, whatever else it matches. An empty pattern is refused: it would
+    count (or, as an ignore pattern, veto) every line.
+      :param encoding: how the log's bytes become text; invalid bytes become
+          U+FFFD.
+      :raises RulesError: when the encoding is unusable, no pattern is given,
+          or a pattern or ignore pattern is empty (it would match every line:
+          almost surely a value left unfinished; ``^`` counts every line).
+      :raises re.error: when a pattern does not compile.
     """
 
     def __init__(
@@ -455,13 +537,22 @@ class Rules:
     ) -> None:
         if not patterns:
             msg = "at least one pattern is needed"
-            raise RulesError(msg)
+            raise RulesError(msg, "pattern")
+        for key, given in (("pattern", patterns), ("ignore", ignore)):
+            if "" in given:
+                msg = "an empty pattern matches every line"
+                hint = "use '^' to count every line" if key == "pattern" else None
+                raise RulesError(msg, key, hint or "remove it")
         self.encoding = check_encoding(encoding)
         self.patterns = tuple(patterns)
         self.ignore = tuple(ignore)
         self._search = _compile_any(self.patterns)
         self._ignore = _compile_any(self.ignore)
         self.literals = _literals(self.patterns, self.encoding)
+        self.block_search = all(_found_in_a_block(rx) for rx in self.patterns)
+        """A search of a block of lines finds every line a pattern matches
+        alone (:func:`_found_in_a_block`); otherwise lines are searched one by
+        one. Either way a line counts only by :meth:`matches` on it alone."""
         self.counts: Callable[[str], object] = self.matches
         if len(self._search) == 1 and not self._ignore:
             # The common case, without a Python call in between.

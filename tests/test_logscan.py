@@ -50,8 +50,9 @@ def log(tmp_path):
 
 
 def texts(result) -> list[str]:
-    """Return the evidence lines without their ``path:LINE:`` prefix."""
-    return [line.split(": ", 1)[1] for line in result.evidence]
+    """Return the evidence lines without their ``path:LINE:`` prefix, and
+    without the ``--`` between lines that are not adjacent."""
+    return [line.split(": ", 1)[1] for line in result.evidence if line != "--"]
 
 
 def append(path: Path, data: str | bytes) -> None:
@@ -278,6 +279,89 @@ def test_crlf_lines_match_at_their_end_and_show_without_cr(tmp_path, log):
     assert texts(result) == ["login failed"]
 
 
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("^$", ["", ""]),
+        (".*", ["1 a", "", "x", "", "3 c"]),
+        ("x*", ["1 a", "", "x", "", "3 c"]),
+        ("(foo)?", ["1 a", "", "x", "", "3 c"]),
+        ("^x*$", ["", "x", ""]),
+    ],
+)
+def test_patterns_matching_an_empty_string_count_each_line_once(
+    tmp_path, log, pattern, expected
+):
+    # These made the scan loop forever: an empty match after the last line
+    # feed sent it back to the start of the block.
+    append(log, "1 a\n\nx\n\n3 c\n")
+    check = make_check(tmp_path, path=str(log), pattern=pattern, **{"from": "start"})
+
+    result = check.run()
+    again = check.run()
+    check.close()
+
+    assert result.metrics["matches"] == len(expected)
+    assert texts(result) == expected
+    assert result.metrics["lines_scanned"] == 5
+    assert again.metrics["matches"] == 0
+
+
+@pytest.mark.parametrize("key", ["pattern", "ignore"])
+def test_empty_pattern_is_a_config_error_naming_the_key(tmp_path, log, key):
+    entry = {"pattern": "error", key: ["error", ""]}
+
+    with pytest.raises(ConfigError) as caught:
+        make_check(tmp_path, path=str(log), **entry)
+
+    message = str(caught.value)
+    assert f'[[check]] "app-log" {key}: an empty pattern matches every line' in (
+        message
+    )
+    assert len(message.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        (r"\A\d", ["1 a", "2 b", "3 c"]),
+        (r"\d\Z", []),
+        (r"\w\Z", ["1 a", "2 b", "x", "3 c"]),
+        (r"(?<=\n)\d", []),
+        (r"(?<!\n)\d", ["1 a", "2 b", "3 c"]),
+        (r"[a-z](?=\n)", []),
+        (r"[a-z](?!\n)", ["1 a", "2 b", "x", "3 c"]),
+        ("(?-m:^)[0-9]", ["1 a", "2 b", "3 c"]),
+    ],
+)
+@pytest.mark.parametrize("block_size", [4, 4096])
+def test_each_line_is_matched_alone_whatever_the_block(
+    tmp_path, pattern, expected, block_size
+):
+    # \A, \Z and lookarounds see the start and end of the line, never the
+    # lines around it, however the data is cut into blocks.
+    log = tmp_path / "app.log"
+    log.write_bytes(b"1 a\n2 b\nx\n3 c\n")
+    scanner = LineScanner(Rules([pattern]), max_evidence=100, block_size=block_size)
+
+    with log.open("rb") as stream:
+        scanner.scan(stream.readinto, label=str(log), first_line=1)
+
+    assert [line.text for line in scanner.evidence if line.matched] == expected
+    assert scanner.matches == len(expected)
+
+
+def test_anchored_pattern_counts_every_line_it_starts_in_a_check(tmp_path, log):
+    append(log, "1 a\n2 b\nx\n3 c\n")
+    check = make_check(tmp_path, path=str(log), pattern=r"\A\d", **{"from": "start"})
+
+    result = check.run()
+    check.close()
+
+    assert result.summary == f"3 matching lines in {log}: 1 a"
+    assert texts(result) == ["1 a", "2 b", "3 c"]
+
+
 def test_partial_last_line_waits_for_its_newline(tmp_path, log):
     check = make_check(tmp_path, path=str(log), pattern="error$")
     check.run()
@@ -428,6 +512,35 @@ PATTERN_SETS = [
     ["(?a)(?ui:sshd)|error"],
     ["(?i)kernel", "denied"],
     ["error|ok"],
+    # Patterns that can match an empty string.
+    ["^$"],
+    [".*"],
+    ["x*"],
+    ["(foo)?"],
+    ["^\\s*$", "error"],
+    # What a block of lines and a line alone tell apart: a pattern is applied
+    # to one line, whatever the scanner searches to find where to look.
+    [r"\A\w"],
+    [r"\Aok"],
+    [r"\Ae"],
+    [r"d\Z"],
+    [r"\s\Z"],
+    [r"(?s)d.\Z"],
+    ["(?-m:^)e"],
+    ["r(?-m:$)"],
+    ["(?m)^e", "(?m)r$"],
+    [r"(?<=\n)\w"],
+    [r"(?<!\n)e"],
+    [r"(?<![a-z])e"],
+    [r"(?<=e)r{2}"],
+    [r"r(?=\n)"],
+    [r"r(?!\n)"],
+    [r"r(?![\s\S])"],
+    [r"(?s)r(?=.*ok)"],
+    [r"(?>[^z]*)$"],
+    [r"[^z]*+$"],
+    [r"\bok\b", r"\Bk"],
+    [r"(e)?(?(1)r|o)"],
 ]
 
 
@@ -445,7 +558,7 @@ def reference_count(rules: Rules, data: bytes, flush_partial: bool) -> list[str]
     return matched
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     lines=st.lists(st.lists(RAW_PARTS, max_size=8).map(b"".join), max_size=30),
     partial=st.lists(RAW_PARTS, max_size=3).map(b"".join),

@@ -217,3 +217,24 @@ def test_runs_between_the_lines_of_a_quiet_log_count_as_ok_runs(setup):
     lines = finished.stdout.splitlines()
     assert "(a run with no new lines)  OK" in lines
     assert lines[-1] == "3 messages would have gone out: 2 PROBLEM, 1 RECOVERY"
+
+
+def test_pattern_matching_empty_lines_counts_them_and_ends(setup):
+    # `^$` used to send the scan back to the start of the block for ever: the
+    # replay never ended (the timeout below turns that into a failure).
+    config, log, _state = setup
+    config.write_text(
+        config.read_text().replace(
+            'pattern = ["ERROR", "(?i)segfault"]', 'pattern = ["^$"]'
+        )
+    )
+    log.write_text("ERROR one\n\nfine\n\n\nERROR two\n")
+
+    finished = replay(config, "app-errors", str(log))
+
+    assert finished.returncode == 0, finished.stderr
+    assert (
+        f"whole file  WARNING  3 matching lines in {log}: (a blank line)"
+        in finished.stdout
+    )
+    assert finished.stdout.splitlines()[-2].endswith("; 3 matching lines in all")

@@ -159,7 +159,8 @@ def rules_from_options(options: Mapping[str, Any], location: str) -> Rules:
     """Return the compiled rules of a logscan check's options.
 
     :param location: how errors name the check (``[[check]] "app-log"``).
-    :raises ConfigError: when the encoding cannot be used.
+    :raises ConfigError: when the encoding cannot be used, or a pattern or an
+        ignore pattern is empty.
     """
     try:
         return Rules(
@@ -168,9 +169,7 @@ def rules_from_options(options: Mapping[str, Any], location: str) -> Rules:
             str(options.get("encoding") or "utf-8"),
         )
     except RulesError as exc:
-        raise ConfigError.single(
-            None, location, "encoding", str(exc), "for example 'utf-8' or 'latin-1'"
-        ) from exc
+        raise ConfigError.single(None, location, exc.key, str(exc), exc.hint) from exc
 
 
 def thresholds_from_options(options: Mapping[str, Any]) -> Thresholds:
@@ -209,7 +208,7 @@ def describe_matches(scanner: LineScanner) -> str:
     else:
         parts = ", ".join(f"{count} in {label}" for label, count in where.items())
         text = f"{_plural(scanner.matches, 'matching line')} ({parts})"
-    return f"{text}: {_quote(places[0].first_match)}"
+    return f"{text}: {_quote(places[0].first_match) or '(a blank line)'}"
 
 
 def _shorten(text: str) -> str:
