@@ -163,7 +163,8 @@ class Tailer:
 
     Not thread-safe: one check runs it, never twice at the same time.
 
-    :param pattern: a file path or a glob (``/var/log/nginx/*.log``),
+    :param pattern: a file path or a glob (``/var/log/nginx/*.log``,
+        ``/srv/*/logs/**/*.log`` where ``**`` is any depth of folders),
         expanded again on every poll.
     :param state_file: where positions are kept (JSON, replaced atomically).
     :param start_at_end: on the first poll ever, start files at their end.
@@ -249,8 +250,9 @@ class Tailer:
     def _expand(self, report: PollReport) -> dict[Key, tuple[Path, float]]:
         """Return the regular files at the watched path by identity."""
         if any(char in self.pattern for char in "*?["):
-            # Path.glob takes no absolute pattern; glob.glob does.
-            names = sorted(glob.glob(self.pattern))  # noqa: PTH207
+            # Path.glob takes no absolute pattern; glob.glob does. ``**``
+            # stands for any depth of folders, none included.
+            names = sorted(glob.glob(self.pattern, recursive=True))  # noqa: PTH207
         else:
             names = [self.pattern]
         found: dict[Key, tuple[Path, float]] = {}

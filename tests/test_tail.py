@@ -443,6 +443,24 @@ def test_glob_picks_up_a_file_created_between_runs(tmp_path, logdir):
     assert sorted(collector.seqs) == expected
 
 
+def test_double_star_in_a_glob_reaches_folders_at_any_depth(tmp_path, logdir):
+    tailer = Tailer(str(logdir / "**" / "*.log"), tmp_path / "offsets.json")
+    collector = Collector()
+    collector.poll(tailer)
+
+    deep = logdir / "site-a" / "2024" / "05"
+    deep.mkdir(parents=True)
+    write_lines(logdir / "top.log", 0, 8)
+    write_lines(logdir / "site-a" / "app.log", 100, 8)
+    write_lines(deep / "worker.log", 200, 8)
+    write_lines(deep / "worker.txt", 300, 8)
+    report = collector.poll(tailer)
+    tailer.close()
+
+    assert report.files == 4
+    assert sorted(collector.seqs) == [0, 7, 105, 203]
+
+
 def test_first_line_still_being_written_is_read_once_complete(tmp_path, logdir):
     log = logdir / "app.log"
     tailer = new_tailer(tmp_path, logdir)

@@ -50,8 +50,9 @@ OPTIONS: Final = (
         "path",
         "path",
         required=True,
-        help="The log file, or a glob such as '/var/log/nginx/*.log'; the glob "
-        "is expanded again at every run, so new files are picked up.",
+        help="The log file, or a glob such as '/var/log/nginx/*.log' ('**' "
+        "matches any depth of folders, none included); the glob is expanded "
+        "again at every run, so new files are picked up.",
     ),
     Option(
         "pattern",
