@@ -64,6 +64,9 @@ _BRACKETED: Final = re.compile(
 )
 _SNIFF_LINES: Final = 200
 _DAY: Final = 86400.0
+LINE_HEAD_BYTES: Final = 4096
+"""Bytes of a line read to find its timestamp; the rest of a longer line is
+skipped without being held, so that memory stays flat whatever the line."""
 
 TimeParser = Callable[[bytes], float | None]
 LogStream = IO[bytes] | gzip.GzipFile
@@ -153,6 +156,18 @@ def open_log(path: Path) -> LogStream:
     return stream
 
 
+def line_heads(stream: LogStream) -> Iterator[tuple[bytes, int]]:
+    """Yield the start of each line of ``stream`` (at most
+    :data:`LINE_HEAD_BYTES`) and the whole line's length in bytes, its line
+    feed included; a last line without one counts too."""
+    while head := stream.readline(LINE_HEAD_BYTES):
+        length = len(head)
+        rest = head
+        while not rest.endswith(b"\n") and (rest := stream.readline(LINE_HEAD_BYTES)):
+            length += len(rest)
+        yield head, length
+
+
 def time_parser(path: Path) -> TimeParser | None:
     """Return the parser for the timestamps at the start of ``path``'s lines,
     or ``None`` when the first lines have none."""
@@ -164,11 +179,11 @@ def time_parser(path: Path) -> TimeParser | None:
     ]
     hits = [0] * len(candidates)
     with open_log(path) as stream:
-        for number, line in enumerate(stream):
+        for number, (head, _length) in enumerate(line_heads(stream)):
             if number >= _SNIFF_LINES:
                 break
             for index, parse in enumerate(candidates):
-                if parse(line) is not None:
+                if parse(head) is not None:
                     hits[index] += 1
     best = max(range(len(candidates)), key=lambda index: hits[index])
     return candidates[best] if hits[best] else None
@@ -176,6 +191,9 @@ def time_parser(path: Path) -> TimeParser | None:
 
 def plan_windows(path: Path, seconds: float, parse: TimeParser | None) -> list[Window]:
     """Return the run windows of ``path``, ``seconds`` long each.
+
+    Only the start of each line is read for its timestamp, so memory stays
+    flat even for a file that is one huge line.
 
     :raises OSError: when the file cannot be read.
     """
@@ -186,8 +204,8 @@ def plan_windows(path: Path, seconds: float, parse: TimeParser | None) -> list[W
         windows: list[Window] = []
         start = offset = 0
         current: float | None = None
-        for line in stream:
-            stamp = parse(line)
+        for head, length in line_heads(stream):
+            stamp = parse(head)
             if stamp is not None:
                 slot = stamp - stamp % seconds
                 if current is None:
@@ -195,7 +213,7 @@ def plan_windows(path: Path, seconds: float, parse: TimeParser | None) -> list[W
                 elif slot > current:
                     windows.append(Window(start, offset, current))
                     start, current = offset, slot
-            offset += len(line)
+            offset += length
         windows.append(Window(start, offset, current))
     return [window for window in windows if window.end > window.start]
 

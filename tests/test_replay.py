@@ -5,9 +5,15 @@ from __future__ import annotations
 import gzip
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
+
+from notifier.checks.logscan import Thresholds
+from notifier.logrules import Rules
+from notifier.replay import plan_windows, time_parser
+from notifier.replay import replay as replay_windows
 
 CONFIG = """
 [notifier]
@@ -238,3 +244,42 @@ def test_pattern_matching_empty_lines_counts_them_and_ends(setup):
         in finished.stdout
     )
     assert finished.stdout.splitlines()[-2].endswith("; 3 matching lines in all")
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_huge_single_line_is_replayed_in_bounded_memory(tmp_path, packed):
+    # 40 MB in one line between stamped lines: only the start of each line
+    # is read for its timestamp, the scanner cuts the line into pieces.
+    huge = b"2024-05-01T12:01:30 app: " + b"x" * 40_000_000 + b" ERROR\n"
+    data = (
+        b"2024-05-01T12:00:10 app: ERROR before\n"
+        + huge
+        + b"2024-05-01T12:02:10 app: ERROR after\n"
+    )
+    log = tmp_path / ("app.log.gz" if packed else "app.log")
+    if packed:
+        with gzip.open(log, "wb", compresslevel=1) as stream:
+            stream.write(data)
+    else:
+        log.write_bytes(data)
+    del data, huge
+
+    tracemalloc.start()
+    try:
+        parse = time_parser(log)
+        windows = plan_windows(log, 60.0, parse)
+        results = list(
+            replay_windows(log, windows, Rules(["ERROR"]), {}, Thresholds(1, None))
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 12 * 1024 * 1024
+    assert [window.began for window in windows] == [
+        1714564800.0,
+        1714564860.0,
+        1714564920.0,
+    ]
+    assert [found.result.metrics["matches"] for found in results] == [1, 1, 1]
+    assert [found.lines for found in results] == [1, 1, 1]
