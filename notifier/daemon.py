@@ -424,6 +424,13 @@ class Daemon:
         spec, check = entry
 
         def report(result: Result, duration: float) -> None:
+            with self._lock:
+                current = self.runtime.checks.get(name)
+            if current is None or current[1] is not check:
+                # Started before a reload replaced or removed this check: its
+                # result belongs to a configuration no longer in force.
+                log.debug("check %r: result from before the reload dropped", name)
+                return
             self._take_result(spec, config, result, duration)
 
         self.runner.start(name, check, spec.common.timeout, report)

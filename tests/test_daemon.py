@@ -80,7 +80,12 @@ def wait_for(condition: Callable[[], object], what: str, limit: float = 30.0) ->
         if condition():
             return
         time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
+    logs = "\n".join(f"--- {d.log_path.name}:\n{d.log[-6000:]}" for d in _running)
+    pytest.fail(f"timed out waiting for {what}\n{logs}")
+
+
+_running: list[Daemon] = []
+"""Daemons of the test under way, whose logs a failed wait shows."""
 
 
 class Daemon:
@@ -127,11 +132,13 @@ def start_daemon() -> Iterator[Callable[..., Daemon]]:
     def start(config: Path, env: dict[str, str] | None = None) -> Daemon:
         daemon = Daemon(config, env)
         started.append(daemon)
+        _running.append(daemon)
         return daemon
 
     yield start
     for daemon in started:
         daemon.stop()
+    _running.clear()
 
 
 def write_config(
