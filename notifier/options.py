@@ -316,7 +316,7 @@ def _check_bounds(option: Option, parsed: Any) -> None:
             return format_duration(number)
         if option.kind == "size":
             return format_size(int(number))
-        return f"{number:g}" + (f" {noun}" if noun else "")
+        return f"{number:g}" + (f" {'entry' if number == 1 else noun}" if noun else "")
 
     if option.minimum is not None and measure < option.minimum:
         msg = f"{show(measure)} is below the minimum"
