@@ -581,5 +581,6 @@ def format_evidence(scanner: LineScanner) -> tuple[str, ...]:
         previous = (line.segment, line.index)
     hidden = scanner.matches - sum(1 for line in scanner.evidence if line.matched)
     if hidden > 0:
-        shown.append(f"({hidden} more matching lines not shown)")
+        lines = "line" if hidden == 1 else "lines"
+        shown.append(f"({hidden:,} more matching {lines} not shown)")
     return tuple(shown)

@@ -75,6 +75,17 @@ def test_logscan_is_a_built_in_check_type():
     }
 
 
+def test_one_match_left_out_of_the_evidence_is_one_line(tmp_path, log):
+    check = make_check(tmp_path, path=str(log), pattern="hit", max_evidence_lines=1)
+    check.run()
+    append(log, "hit 1\nhit 2\n")
+
+    result = check.run()
+    check.close()
+
+    assert result.evidence == (f"{log}:1: hit 1", "(1 more matching line not shown)")
+
+
 def test_first_run_starts_at_the_end_then_counts_new_matching_lines(tmp_path, log):
     append(log, "old error that was there before\n")
     check = make_check(tmp_path, path=str(log), pattern="error", critical=3)
@@ -456,6 +467,15 @@ def test_log_grown_past_the_budget_is_caught_up_over_runs(tmp_path, log):
     assert results[-1].metrics["behind_bytes"] == 0
     assert sum(result.metrics["matches"] for result in results) == 2000
     assert sum(result.metrics["lines_scanned"] for result in results) == 20000
+
+
+def test_empty_pattern_list_asks_for_at_least_one_entry(tmp_path, log):
+    with pytest.raises(ConfigError) as caught:
+        make_check(tmp_path, path=str(log), pattern=[])
+
+    assert "pattern: 0 entries is below the minimum (use at least 1 entry)" in str(
+        caught.value
+    )
 
 
 def test_unusable_encoding_is_a_config_error_naming_the_check(tmp_path, log):

@@ -143,9 +143,9 @@ def test_window_option_changes_the_length_of_a_run(setup):
     finished = replay(config, "app-errors", str(log), "--window", "1h")
 
     assert finished.returncode == 0, finished.stderr
-    assert "1 runs of 1h" in finished.stdout
+    assert "lines, 1 run of 1h by the timestamps" in finished.stdout
     assert "2024-05-01 12:00:00 +1h  CRITICAL  10 matching lines" in finished.stdout
-    assert finished.stdout.splitlines()[-2].startswith("1 of 1 runs would have")
+    assert finished.stdout.splitlines()[-2].startswith("1 of 1 run would have")
 
 
 def test_syslog_timestamps_and_gzip_files_are_understood(setup, tmp_path):
@@ -176,6 +176,18 @@ def test_file_without_timestamps_is_one_run(setup):
     assert f"whole file  WARNING  2 matching lines in {log}: ERROR one" in (
         finished.stdout
     )
+
+
+def test_counts_of_one_are_written_in_the_singular(setup):
+    config, log, _state = setup
+    log.write_text("ERROR alone\n")
+
+    finished = replay(config, "app-errors", str(log))
+
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stdout.splitlines()
+    assert lines[0].endswith(": 1 line, one run: no timestamps at line starts")
+    assert lines[-2] == "0 of 1 run would have alerted; 1 matching line in all"
 
 
 @pytest.mark.parametrize(

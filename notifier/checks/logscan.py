@@ -187,7 +187,9 @@ def new_scanner(rules: Rules, options: Mapping[str, Any]) -> LineScanner:
     )
 
 
-def _plural(count: int, noun: str) -> str:
+def plural(count: int, noun: str) -> str:
+    """Return ``count`` and ``noun``, the noun with an ``s`` unless it is 1
+    (``1 matching line``, ``2,000 files``)."""
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
@@ -205,10 +207,10 @@ def describe_matches(scanner: LineScanner) -> str:
     for info in places:
         where[info.label] = where.get(info.label, 0) + info.matches
     if len(where) == 1:
-        text = f"{_plural(scanner.matches, 'matching line')} in {next(iter(where))}"
+        text = f"{plural(scanner.matches, 'matching line')} in {next(iter(where))}"
     else:
         parts = ", ".join(f"{count} in {label}" for label, count in where.items())
-        text = f"{_plural(scanner.matches, 'matching line')} ({parts})"
+        text = f"{plural(scanner.matches, 'matching line')} ({parts})"
     return f"{text}: {_quote(places[0].first_match) or '(a blank line)'}"
 
 
@@ -242,8 +244,8 @@ def build_result(
         parts.append(describe_matches(scanner))
         if not scanner.matches:
             parts[0] += (
-                f" in {_plural(report.files, 'file')} "
-                f"({format_size(scanner.bytes)}, {_plural(scanner.lines, 'line')} read)"
+                f" in {plural(report.files, 'file')} "
+                f"({format_size(scanner.bytes)}, {plural(scanner.lines, 'line')} read)"
             )
     if report.behind_bytes:
         parts.append(
@@ -302,11 +304,11 @@ class LogscanCheck:
                 attachments.append(path)
 
         log.debug(
-            "check %r: %d matching lines in %s over %d files, behind by %s",
+            "check %r: %s in %s over %s, behind by %s",
             self._name,
-            scanner.matches,
+            plural(scanner.matches, "matching line"),
             format_size(scanner.bytes),
-            report.files,
+            plural(report.files, "file"),
             format_size(report.behind_bytes),
         )
         return build_result(

@@ -20,7 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from notifier.checks.base import Status
-from notifier.checks.logscan import rules_from_options, thresholds_from_options
+from notifier.checks.logscan import (
+    plural,
+    rules_from_options,
+    thresholds_from_options,
+)
 from notifier.cli import add_config_argument
 from notifier.config import CheckSpec, Config
 from notifier.errors import EX_OK, ConfigError, DataError, UsageError
@@ -126,13 +130,13 @@ def run_replay(args: argparse.Namespace) -> int:
         raise DataError(msg) from exc
 
     how = (
-        f"{len(windows)} runs of {format_duration(seconds)} by the timestamps at "
-        "line starts"
+        f"{plural(len(windows), 'run')} of {format_duration(seconds)} by the "
+        "timestamps at line starts"
         if parse is not None
         else "one run: no timestamps at line starts"
     )
-    lines = sum(found.lines for found in results)
-    print(f'replay of check "{spec.name}" over {path}: {lines:,} lines, {how}')
+    lines = plural(sum(found.lines for found in results), "line")
+    print(f'replay of check "{spec.name}" over {path}: {lines}, {how}')
     config = loaded.config
     runs = list(
         alert_messages(
@@ -182,7 +186,7 @@ def _print_totals(results: list[WindowResult]) -> None:
     }
     counts = ", ".join(f"{count} {name}" for name, count in by_status.items() if count)
     print(
-        f"{len(alerting)} of {len(results)} runs would have alerted"
+        f"{len(alerting)} of {plural(len(results), 'run')} would have alerted"
         + (f" ({counts})" if counts else "")
-        + f"; {matches:,} matching lines in all"
+        + f"; {plural(matches, 'matching line')} in all"
     )
