@@ -50,7 +50,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def test_cpu_lists_a_process_that_burned_cpu_since_the_previous_run(tmp_path):
-    check = cpu_check(tmp_path, top=10)
+    # warning 0: every run is bad, so every run lists and samples processes.
+    check = cpu_check(tmp_path, top=10, warning=0.0, critical=100.0)
     run_check(check, 10.0, "cpu")
     burner = start_burner()
     try:
@@ -67,7 +68,7 @@ def test_cpu_lists_a_process_that_burned_cpu_since_the_previous_run(tmp_path):
 
 
 def test_cpu_stops_listing_a_process_once_it_is_gone(tmp_path):
-    check = cpu_check(tmp_path, top=50)
+    check = cpu_check(tmp_path, top=50, warning=0.0, critical=100.0)
     burner = start_burner()
     try:
         wait_for_cpu_seconds(burner.pid, 0.3)
@@ -79,6 +80,7 @@ def test_cpu_stops_listing_a_process_once_it_is_gone(tmp_path):
     run_check(check, 10.0, "cpu")
     result = run_check(check, 10.0, "cpu")
 
+    assert result.status is not Status.OK
     assert not [line for line in result.evidence if f"pid {burner.pid} " in line]
 
 
@@ -124,7 +126,7 @@ def test_cpu_critical_threshold_zero_always_trips(tmp_path):
 
 
 def test_cpu_top_zero_lists_no_processes(tmp_path):
-    check = cpu_check(tmp_path, top=0)
+    check = cpu_check(tmp_path, top=0, warning=0.0, critical=100.0)
     burner = start_burner()
     try:
         wait_for_cpu_seconds(burner.pid, 0.2)
@@ -132,6 +134,7 @@ def test_cpu_top_zero_lists_no_processes(tmp_path):
     finally:
         stop(burner)
 
+    assert result.status is not Status.OK
     assert result.evidence == ()
 
 
@@ -153,3 +156,34 @@ def test_busy_shares_none_when_no_time_passed():
     sample = psutil.cpu_times()
 
     assert busy_shares(sample, sample) is None
+
+
+def test_cpu_first_bad_run_lists_the_burner(tmp_path):
+    burner = start_burner()
+    try:
+        wait_for_cpu_seconds(burner.pid, 0.2)
+        # A burner keeps at least one core busy: 1% is below current usage.
+        check = cpu_check(tmp_path, top=10, warning=1.0, critical=100.0)
+        time.sleep(warmup_of(check))
+        result = run_check(check, 10.0, "cpu")
+    finally:
+        stop(burner)
+
+    assert result.status is not Status.OK
+    assert [line for line in result.evidence if line.startswith(f"pid {burner.pid} ")]
+
+
+def test_cpu_ok_runs_list_no_processes(tmp_path):
+    check = cpu_check(tmp_path, top=50, warning=100.0, critical=100.0)
+    results = []
+    for _ in range(10):
+        time.sleep(warmup_of(check) / 4)
+        results.append(run_check(check, 10.0, "cpu"))
+
+    # Only a machine whose every CPU was busy through every run has no OK
+    # run; on any other, each OK run had processes (this one at least) that
+    # used CPU and are not listed.
+    ok = [result for result in results if result.status is Status.OK]
+    if not ok:
+        pytest.skip("every CPU was 100% busy through all ten runs")
+    assert all(result.evidence == () for result in ok), ok

@@ -90,7 +90,7 @@ def test_load_minutes_other_than_1_5_15_is_a_config_error(tmp_path):
 
 
 def test_load_lists_the_busiest_processes(tmp_path):
-    check = load_check(tmp_path, top=10)
+    check = load_check(tmp_path, top=10, warning=0.0, critical=1e6)
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         process = psutil.Process(burner.pid)
@@ -103,3 +103,25 @@ def test_load_lists_the_busiest_processes(tmp_path):
         burner.wait()
 
     assert [line for line in result.evidence if line.startswith(f"pid {burner.pid} ")]
+
+
+def test_load_lists_processes_only_on_a_run_that_is_not_ok(tmp_path):
+    calm = load_check(tmp_path, top=50, warning=1e6, critical=1e6)
+    # The load average is never negative: 0 is below current usage.
+    tripped = load_check(tmp_path, top=50, warning=0.0, critical=1e6)
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        process = psutil.Process(burner.pid)
+        deadline = time.monotonic() + 60
+        while sum(process.cpu_times()[:2]) < 0.3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ok = run_check(calm, 10.0, "load")
+        bad = run_check(tripped, 10.0, "load")
+    finally:
+        burner.kill()
+        burner.wait()
+
+    assert ok.status is Status.OK
+    assert ok.evidence == ()
+    assert bad.status is Status.WARNING
+    assert [line for line in bad.evidence if line.startswith(f"pid {burner.pid} ")]

@@ -54,7 +54,7 @@ def test_memory_lists_a_process_holding_memory_with_its_size(tmp_path, holder):
     rss = psutil.Process(holder.pid).memory_info().rss
     assert rss >= HOLD_BYTES
 
-    result = run_memory(tmp_path, top=20)
+    result = run_memory(tmp_path, top=20, warning=0.0)
 
     listed = [line for line in result.evidence if line.startswith(f"pid {holder.pid} ")]
     assert listed, result.evidence
@@ -68,7 +68,7 @@ def test_memory_lists_a_process_holding_memory_with_its_size(tmp_path, holder):
 
 
 def test_memory_evidence_is_largest_first_and_bounded(tmp_path):
-    result = run_memory(tmp_path, top=3)
+    result = run_memory(tmp_path, top=3, warning=0.0)
 
     assert len(result.evidence) == 3
     pids = [int(line.split()[1]) for line in result.evidence]
@@ -122,3 +122,10 @@ def test_memory_swap_thresholds_are_off_by_default(tmp_path):
     result = run_memory(tmp_path, warning=100.0, critical=100.0)
 
     assert result.status is Status.OK
+
+
+def test_memory_ok_run_lists_no_processes(tmp_path, holder):
+    result = run_memory(tmp_path, top=20, warning=100.0, critical=100.0)
+
+    assert result.status is Status.OK
+    assert result.evidence == ()

@@ -2,9 +2,16 @@
 
 The check keeps the system's CPU times from its previous run (the first run
 compares with a sample taken when the check was created) and reports the
-share of that interval spent busy, so a run never sleeps to take a sample.
+share of that interval spent busy, so a run never sleeps to measure it.
 Time waiting for I/O counts as idle, as in ``top``; it is reported apart.
 Registered through the public hook like any plugin.
+
+Evidence: a run that is not OK lists the processes that used the most CPU
+time since the previous run (or, when the previous run was well below the
+thresholds and kept no per-process sample, over the 200 ms the run then
+waits). An OK run has no evidence and reads the process table only once the
+busy percent has reached 80% of the lower threshold, to keep a sample for the
+next run; see :mod:`notifier.checks.procs`.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import psutil
 
 from notifier import hookimpl
 from notifier.checks.base import CheckContext, CheckType, Result, threshold_status
-from notifier.checks.procs import MAX_LISTED, CpuTracker
+from notifier.checks.procs import MAX_LISTED, BusiestProcesses
 from notifier.options import Option
 from notifier.units import format_duration
 
@@ -84,7 +91,7 @@ class CpuCheck:
         self.top: int = options["top"]
         self._previous = psutil.cpu_times()
         self._previous_at = time.monotonic()
-        self._processes = CpuTracker()
+        self._processes = BusiestProcesses(self.top, self.warning, self.critical)
 
     def run(self) -> Result:
         """Return the busy percent since the previous run or creation."""
@@ -92,9 +99,6 @@ class CpuCheck:
         shares = busy_shares(self._previous, current)
         window = now - self._previous_at
         self._previous, self._previous_at = current, now
-        evidence = tuple(
-            process.describe() for process in self._processes.top(self.top)
-        )
         if shares is None:
             return Result.unknown(
                 "cpu: no CPU time passed since the previous run; runs are too "
@@ -105,12 +109,13 @@ class CpuCheck:
         summary = f"cpu {round(busy):d}% busy over the last {_window(window)}"
         if shares["iowait_percent"] >= IOWAIT_WORTH_SAYING:
             summary += f", {round(shares['iowait_percent']):d}% waiting for I/O"
+        status = threshold_status(busy, self.warning, self.critical)
         return Result(
-            threshold_status(busy, self.warning, self.critical),
+            status,
             summary,
             metrics={**shares, "interval_seconds": round(window, 3)},
             value=busy,
-            evidence=evidence,
+            evidence=self._processes.evidence(status, busy),
         )
 
 

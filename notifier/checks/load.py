@@ -7,6 +7,13 @@ minutes. ``minutes`` picks which average is compared, 5 by default: the
 ``per_core`` (on by default) divides it by the number of logical CPUs, so
 the same thresholds suit a small and a large machine. Registered through the
 public hook like any plugin.
+
+Evidence: a run that is not OK lists the processes that used the most CPU
+time since the previous run (or over the 200 ms the run waits when the
+previous run was well below the thresholds and kept no per-process sample).
+An OK run has no evidence and reads the process table only once the compared
+load has reached 80% of the lower threshold, to keep a sample for the next
+run; see :mod:`notifier.checks.procs`.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import psutil
 
 from notifier import hookimpl
 from notifier.checks.base import CheckContext, CheckType, Result, threshold_status
-from notifier.checks.procs import MAX_LISTED, CpuTracker
+from notifier.checks.procs import MAX_LISTED, BusiestProcesses
 from notifier.options import Option
 
 AVERAGED_MINUTES: Final = (1, 5, 15)
@@ -103,7 +110,7 @@ class LoadCheck:
         self.warning: float = options["warning"]
         self.critical: float = options["critical"]
         self.top: int = options["top"]
-        self._processes = CpuTracker()
+        self._processes = BusiestProcesses(self.top, self.warning, self.critical)
 
     def run(self) -> Result:
         """Read the load averages once."""
@@ -113,8 +120,9 @@ class LoadCheck:
         compared = load / cores if self.per_core else load
         summary = f"load {load:.2f} over {self.minutes} min"
         summary += f" ({compared:.2f} per core, {cores} cores)" if self.per_core else ""
+        status = threshold_status(compared, self.warning, self.critical)
         return Result(
-            threshold_status(compared, self.warning, self.critical),
+            status,
             summary,
             metrics={
                 "load_1m": averages[1],
@@ -124,7 +132,5 @@ class LoadCheck:
                 "compared": round(compared, 3),
             },
             value=compared,
-            evidence=tuple(
-                process.describe() for process in self._processes.top(self.top)
-            ),
+            evidence=self._processes.evidence(status, compared),
         )
