@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar, get_args
 
-from notifier.units import format_duration, format_size, parse_duration, parse_size
+from notifier.units import (
+    format_duration,
+    format_duration_exact,
+    format_size,
+    parse_duration,
+    parse_size,
+)
 
 Kind = Literal[
     "str",
@@ -47,9 +54,9 @@ _KIND_WORDS: dict[str, str] = {
     "bool": "true or false",
     "duration": "a duration such as '30s' or '5m'",
     "size": "a size such as '512KiB' or '10MB'",
-    "path": "a path",
+    "path": "an absolute path",
     "str_list": "a string or a list of strings",
-    "path_list": "a path or a list of paths",
+    "path_list": "an absolute path or a list of them",
     "regex": "a regular expression",
     "regex_list": "a regular expression or a list of them",
     "choice": "one of the listed words",
@@ -61,6 +68,13 @@ _KIND_WORDS: dict[str, str] = {
 }
 _CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 _N_OF_M = re.compile(r"\s*(\d+)\s+of\s+(\d+)\s*")
+KINDS: Final = frozenset(get_args(Kind))
+"""Every kind an :class:`Option` may declare."""
+MAX_INT: Final = 2**63 - 1
+"""The largest whole number a key takes, the largest a TOML integer holds."""
+MAX_N_OF_M_WINDOW: Final = 1000
+"""The most runs ``'N of M'`` may look back over; the history kept is M long."""
+_PATH_HINT: Final = "write an absolute path, such as /var/log/syslog"
 
 
 @dataclass(frozen=True)
@@ -147,7 +161,7 @@ def coerce(option: Option, value: object) -> Any:
 
 
 def _wrong(option: Option, value: object) -> InvalidValue:
-    shown = "<hidden>" if option.secret else repr(value)
+    shown = "<hidden>" if option.secret else _short_repr(value)
     return InvalidValue(f"{shown} is not valid", f"expected {option.describe_kind()}")
 
 
@@ -164,18 +178,9 @@ def _parse(option: Option, value: object) -> Any:
             return value
         raise _wrong(option, value)
     if kind == "int":
-        if isinstance(value, int) and (
-            not option.choices or str(value) in option.choices
-        ):
-            return value
-        if isinstance(value, int):
-            msg = f"{value} is not valid"
-            raise InvalidValue(msg, "use one of " + ", ".join(option.choices))
-        raise _wrong(option, value)
+        return _parse_int(option, value)
     if kind == "float":
-        if isinstance(value, int | float):
-            return float(value)
-        raise _wrong(option, value)
+        return _parse_float(option, value)
     if kind == "duration":
         return _parse_duration(option, value)
     if kind == "size":
@@ -186,8 +191,8 @@ def _parse(option: Option, value: object) -> Any:
                 raise InvalidValue(str(exc)) from exc
         raise _wrong(option, value)
     if kind == "path":
-        if isinstance(value, str) and value:
-            return Path(value)
+        if isinstance(value, str):
+            return _parse_path(value)
         raise _wrong(option, value)
     if kind in ("str_list", "path_list", "regex_list"):
         return _parse_list(option, value)
@@ -210,6 +215,9 @@ def _parse(option: Option, value: object) -> Any:
         return _parse_cron(option, value)
     if kind == "runs_or_duration":
         if isinstance(value, int):
+            if value > MAX_INT:
+                msg = f"{_short_repr(value)} is too large"
+                raise InvalidValue(msg, f"a count of runs is at most {MAX_INT}")
             if value < 1:
                 msg = f"{value} is not valid"
                 raise InvalidValue(msg, "a count of runs is >= 1")
@@ -227,6 +235,55 @@ def _parse(option: Option, value: object) -> Any:
     raise AssertionError(msg)
 
 
+def _parse_int(option: Option, value: object) -> int:
+    if not isinstance(value, int):
+        raise _wrong(option, value)
+    if abs(value) > MAX_INT:
+        msg = f"{_short_repr(value)} is too large"
+        raise InvalidValue(msg, f"a whole number is at most {MAX_INT}")
+    if option.choices and str(value) not in option.choices:
+        msg = f"{value} is not valid"
+        raise InvalidValue(msg, "use one of " + ", ".join(option.choices))
+    return value
+
+
+def _parse_float(option: Option, value: object) -> float:
+    if not isinstance(value, int | float):
+        raise _wrong(option, value)
+    try:
+        number = float(value)
+    except OverflowError as exc:
+        msg = f"{_short_repr(value)} is too large"
+        raise InvalidValue(msg, "write a number of at most 308 digits") from exc
+    if not math.isfinite(number):
+        msg = f"{value!r} is not a finite number"
+        raise InvalidValue(msg, "write an ordinary number such as 90 or 2.5")
+    return number
+
+
+def _parse_path(text: str) -> Path:
+    """Return ``text`` as a path, which must be absolute: a daemon's working
+    folder is nothing a sysadmin should have to think about."""
+    if not text:
+        msg = "an empty string is not a path"
+        raise InvalidValue(msg, _PATH_HINT)
+    if "\0" in text:
+        msg = f"{_short_repr(text)} holds a NUL character, which no path can"
+        raise InvalidValue(msg)
+    if not text.startswith("/"):
+        msg = f"{_short_repr(text)} is not an absolute path"
+        raise InvalidValue(msg, _PATH_HINT)
+    return Path(text)
+
+
+def _short_repr(value: object, limit: int = 60) -> str:
+    """Return ``repr(value)``, cut in the middle when longer than ``limit``."""
+    text = repr(value) if not isinstance(value, int) else str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}...{text[-limit // 2 :]} ({len(text)} characters)"
+
+
 def _parse_duration(option: Option, value: object) -> float:
     if isinstance(value, int) and value == 0:
         return 0.0
@@ -241,7 +298,9 @@ def _parse_duration(option: Option, value: object) -> float:
     try:
         return parse_duration(value)
     except ValueError as exc:
-        msg = f"{value!r} is not a duration"
+        if "longest" in str(exc):
+            raise InvalidValue(str(exc)) from exc
+        msg = f"{_short_repr(value)} is not a duration"
         raise InvalidValue(msg, _KIND_WORDS["duration"]) from exc
 
 
@@ -256,7 +315,7 @@ def _parse_cron(option: Option, value: object) -> str:
 
     try:
         CronTrigger.from_crontab(value.strip(), timezone="UTC")
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         msg = f"{value!r} is not a crontab line: {exc}"
         raise InvalidValue(msg, _KIND_WORDS["cron"]) from exc
     return value.strip()
@@ -267,10 +326,7 @@ def _parse_list(option: Option, value: object) -> tuple[Any, ...]:
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise _wrong(option, value)
     if option.kind == "path_list":
-        if not all(items):
-            msg = "an empty string is not a path"
-            raise InvalidValue(msg)
-        return tuple(Path(item) for item in items)
+        return tuple(_parse_path(item) for item in items)
     if option.kind == "regex_list":
         for item in items:
             _parse_regex(option, item)
@@ -282,8 +338,8 @@ def _parse_regex(option: Option, value: object) -> str:
         raise _wrong(option, value)
     try:
         re.compile(value)
-    except re.error as exc:
-        msg = f"{value!r} is not a valid regular expression: {exc}"
+    except (re.error, OverflowError, RecursionError) as exc:
+        msg = f"{_short_repr(value)} is not a valid regular expression: {exc}"
         raise InvalidValue(msg) from exc
     return value
 
@@ -292,7 +348,13 @@ def _parse_n_of_m(option: Option, value: object) -> tuple[int, int]:
     match = _N_OF_M.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise _wrong(option, value)
-    bad, window = int(match.group(1)), int(match.group(2))
+    # Compared as text first: int() refuses numbers of 4300 digits and more.
+    limit = str(MAX_N_OF_M_WINDOW)
+    numbers = [text.lstrip("0") or "0" for text in match.groups()]
+    if any((len(text), text) > (len(limit), limit) for text in numbers):
+        msg = f"{_short_repr(value)} looks back over more runs than the maximum"
+        raise InvalidValue(msg, f"use at most {limit} runs, such as '3 of 5'")
+    bad, window = int(numbers[0]), int(numbers[1])
     if not 1 <= bad <= window:
         msg = f"{value!r} is not valid"
         raise InvalidValue(msg, "the first number is between 1 and the second")
@@ -316,7 +378,8 @@ def _check_bounds(option: Option, parsed: Any) -> None:
             return format_duration(number)
         if option.kind == "size":
             return format_size(int(number))
-        return f"{number:g}" + (f" {'entry' if number == 1 else noun}" if noun else "")
+        shown = str(number) if isinstance(number, int) else f"{number:g}"
+        return shown + (f" {'entry' if number == 1 else noun}" if noun else "")
 
     if option.minimum is not None and measure < option.minimum:
         msg = f"{show(measure)} is below the minimum"
@@ -324,6 +387,96 @@ def _check_bounds(option: Option, parsed: Any) -> None:
     if option.maximum is not None and measure > option.maximum:
         msg = f"{show(measure)} is above the maximum"
         raise InvalidValue(msg, f"use at most {show(option.maximum)}")
+
+
+_DEFAULT_FORMS: Final[dict[str, tuple[tuple[type, ...], str]]] = {
+    "str": ((str,), "a string"),
+    "int": ((int,), "an int"),
+    "float": ((int, float), "a number"),
+    "bool": ((bool,), "True or False"),
+    "duration": ((int, float), "a number of seconds"),
+    "size": ((int,), "an int of bytes"),
+    "path": ((Path,), "an absolute pathlib.Path"),
+    "str_list": ((tuple, list), "a tuple of strings"),
+    "path_list": ((tuple, list), "a tuple of absolute pathlib.Path"),
+    "regex": ((str,), "a string"),
+    "regex_list": ((tuple, list), "a tuple of strings"),
+    "choice": ((str,), "one of its choices"),
+    "clock": ((str,), "a string such as '08:00'"),
+    "cron": ((str,), "a crontab line"),
+    "runs_or_duration": ((RunsOrDuration,), "a notifier.options.RunsOrDuration"),
+    "n_of_m": ((tuple,), "a tuple of two ints"),
+    "str_map": ((dict,), "a dict of strings"),
+}
+
+
+def declaration_problem(option: object) -> str | None:
+    """Return what is wrong with an option a plugin declared, or ``None``.
+
+    A plugin's declaration is code nobody has checked: an unknown ``kind``,
+    a bound that is not a number, or a default that is not of the declared
+    kind would otherwise break ``config check``, ``config show`` and
+    ``plugins --verbose`` far from its cause.
+
+    :returns: a phrase to follow "option", such as ``'x' has kind 'bogus',
+        which is not a kind``.
+    """
+    if not isinstance(option, Option):
+        return (
+            f"{_short_repr(option)} is a {type(option).__name__}, not a notifier.Option"
+        )
+    name: object = option.name
+    if not isinstance(name, str) or not name:
+        return f"{_short_repr(name)} has a name that is not a non-empty string"
+    kind: object = option.kind
+    if not isinstance(kind, str) or kind not in KINDS:
+        hint = suggest(kind, sorted(KINDS)) if isinstance(kind, str) else None
+        return f"{name!r} has kind {_short_repr(kind)}, which is not a kind" + (
+            f" ({hint})" if hint else "; see notifier.options.Kind"
+        )
+    choices: object = option.choices
+    if not isinstance(choices, tuple) or not all(isinstance(c, str) for c in choices):
+        return f"{name!r} has choices that are not a tuple of strings"
+    if kind == "choice" and not choices:
+        return f"{name!r} is a choice without any choices"
+    for word, bound in (("minimum", option.minimum), ("maximum", option.maximum)):
+        if bound is not None and (
+            isinstance(bound, bool)
+            or not isinstance(bound, int | float)
+            or not math.isfinite(bound)
+        ):
+            return f"{name!r} has a {word} of {_short_repr(bound)}, not a number"
+    return _default_problem(option)
+
+
+def _default_problem(option: Option) -> str | None:
+    default: object = option.default
+    if default is None:
+        return None
+    types, words = _DEFAULT_FORMS[option.kind]
+    fits = isinstance(default, types) and (
+        isinstance(default, bool) == (option.kind == "bool")
+    )
+    if fits and isinstance(default, tuple | list) and option.kind != "n_of_m":
+        item_type = Path if option.kind == "path_list" else str
+        fits = all(isinstance(item, item_type) for item in default)
+    if not fits:
+        return (
+            f"{option.name!r} has the default {_short_repr(default)}, which is not "
+            f"{words} as kind {option.kind!r} needs"
+        )
+
+    # The default must be a value a user could have written: `config show`
+    # prints it, and the result must read back.
+    try:
+        coerce(option, present(option, default))
+    except (InvalidValue, ValueError, TypeError, AttributeError) as exc:
+        reason = exc.message if isinstance(exc, InvalidValue) else str(exc)
+        return (
+            f"{option.name!r} has the default {_short_repr(default)}, which is not "
+            f"valid: {reason}"
+        )
+    return None
 
 
 def validate_table(
@@ -434,15 +587,17 @@ def present(option: Option, value: Any) -> Any:
     if option.secret:
         return "<redacted>" if value else ""
     if option.kind == "duration":
-        return format_duration(value)
+        return format_duration_exact(value)
     if option.kind == "size":
-        return format_size(value)
+        # "976.6KiB" reads well but would not read back as 1000001 bytes.
+        text = format_size(value)
+        return text if parse_size(text) == value else value
     if option.kind == "path":
         return str(value)
     if option.kind in ("str_list", "path_list", "regex_list"):
         return [str(item) for item in value]
     if option.kind == "runs_or_duration":
-        return value.runs if not value.seconds else format_duration(value.seconds)
+        return value.runs if not value.seconds else format_duration_exact(value.seconds)
     if option.kind == "n_of_m":
         return f"{value[0]} of {value[1]}"
     if option.kind == "str_map":

@@ -6,7 +6,10 @@ pasted back into the configuration.
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Decimal
+from fractions import Fraction
 from typing import Final
 
 _DURATION_UNITS: Final[dict[str, float]] = {
@@ -29,6 +32,12 @@ _SIZE_UNITS: Final[dict[str, int]] = {
     "gib": 1024**3,
     "tib": 1024**4,
 }
+MAX_DURATION: Final = 36500 * 86400.0
+"""The longest duration accepted, 36500 days (about a century): anything longer
+is a typo, and would not fit the scheduler's clock."""
+MAX_SIZE: Final = 1024**6
+"""The largest size accepted, one exbibyte (written ``1048576TiB``)."""
+
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
 _SIZE_TEXT: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*", re.IGNORECASE)
 
@@ -40,8 +49,8 @@ def parse_duration(text: str) -> float:
     the bare ``"0"``, which means "never" or "off" wherever a duration can be
     turned off.
 
-    :raises ValueError: when the text is not a duration; the message says how
-        one is written.
+    :raises ValueError: when the text is not a duration (the message says how
+        one is written), or is longer than :data:`MAX_DURATION`.
     """
     stripped = text.strip()
     if stripped == "0":
@@ -57,11 +66,25 @@ def parse_duration(text: str) -> float:
     if position == 0 or stripped[position:].strip():
         msg = f"{text!r} is not a duration; write it like '500ms', '30s', '5m', '4h'"
         raise ValueError(msg)
+
+    # float() reads any number of digits, and a long enough one is infinity.
+    if not math.isfinite(total) or total > MAX_DURATION:
+        msg = (
+            f"{_shorten(text)} is longer than {format_duration(MAX_DURATION)}, "
+            "the longest duration allowed"
+        )
+        raise ValueError(msg)
     return total
 
 
 def format_duration(seconds: float) -> str:
-    """Return ``seconds`` the way a person writes it (``90s`` -> ``1m30s``)."""
+    """Return ``seconds`` the way a person writes it (``90s`` -> ``1m30s``).
+
+    Milliseconds are rounded; :func:`format_duration_exact` is for text that
+    must read back as the same number.
+    """
+    if not math.isfinite(seconds):
+        return str(seconds)
     if seconds == 0:
         return "0"
     if seconds < 1:
@@ -82,23 +105,49 @@ def format_duration(seconds: float) -> str:
     return "".join(parts)
 
 
+def format_duration_exact(seconds: float) -> str:
+    """Return ``seconds`` as text that :func:`parse_duration` reads back as
+    exactly ``seconds``: the human form when it is exact, else seconds with
+    every decimal needed (``1.0005s``)."""
+    human = format_duration(seconds)
+    try:
+        if parse_duration(human) == seconds:
+            return human
+    except ValueError:
+        pass
+    return f"{format(Decimal(repr(float(seconds))), 'f')}s"
+
+
 def parse_size(text: str | int) -> int:
     """Return the number of bytes in ``text`` (``512KiB``, ``10MB``, ``4096``).
 
-    :raises ValueError: when the text is not a size; the message says how one
-        is written.
+    The arithmetic is exact (``1.5KiB`` is 1536); a fraction of a byte is
+    dropped.
+
+    :raises ValueError: when the text is not a size (the message says how one
+        is written), or is larger than :data:`MAX_SIZE`.
     """
     if isinstance(text, int):
         if text < 0:
             msg = f"{text} is not a size; sizes are not negative"
             raise ValueError(msg)
-        return text
-    match = _SIZE_TEXT.fullmatch(text)
-    if match is None:
-        msg = f"{text!r} is not a size; write it like '512KiB', '10MB', '1GiB'"
+        size = text
+    else:
+        match = _SIZE_TEXT.fullmatch(text)
+        if match is None:
+            msg = f"{text!r} is not a size; write it like '512KiB', '10MB', '1GiB'"
+            raise ValueError(msg)
+        unit = _SIZE_UNITS[(match.group(2) or "").lower()]
+        number = Decimal(match.group(1))
+        # Compared before converting: int() refuses numbers of 4300+ digits.
+        size = MAX_SIZE + 1 if number > MAX_SIZE else int(Fraction(number) * unit)
+    if size > MAX_SIZE:
+        msg = (
+            f"{_shorten(str(text))} is larger than {format_size(MAX_SIZE)}, "
+            "the largest size allowed"
+        )
         raise ValueError(msg)
-    unit = (match.group(2) or "").lower()
-    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+    return size
 
 
 def format_size(size: int) -> str:
@@ -119,3 +168,10 @@ def format_size(size: int) -> str:
         if size >= factor:
             return f"{size / factor:.1f}{unit}"
     return f"{size}B"
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    """Return ``text`` quoted for a message, cut in the middle when long."""
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[: limit // 2] + "..." + text[-limit // 2 :])

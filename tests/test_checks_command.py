@@ -21,7 +21,9 @@ from notifier.checks.perfdata import (
     parse_perfdata,
     split_output,
 )
+from notifier.config import build_config
 from notifier.errors import ConfigError
+from notifier.plugins import build_registry
 from notifier.testing import run_check_type
 
 NAGIOS_PLUGINS = Path("/usr/lib/nagios/plugins")
@@ -205,6 +207,58 @@ def test_env_must_be_a_table_of_strings(tmp_path):
 
     assert "env:" in str(caught.value)
     assert "expected a table of strings" in str(caught.value)
+
+
+def config_problems(**entry) -> list[str]:
+    """Return the problems `notifier config check` reports for one command
+    entry, validated against the real built-in check types."""
+    document = {"check": [{"name": "probe", "type": "command", **entry}]}
+    types = build_registry([], load_entry_points=False).check_type_map()
+    with pytest.raises(ConfigError) as caught:
+        build_config(document, Path("/etc/notifier/notifier.toml"), types)
+    return [problem.render() for problem in caught.value.problems]
+
+
+def test_config_check_reports_an_empty_program_name():
+    assert config_problems(command=["", "-w", "5"]) == [
+        '/etc/notifier/notifier.toml: [[check]] "probe" command: the program, the '
+        'first element, is empty (put the program first, such as ["/usr/bin/check_x",'
+        ' "-w", "5"])'
+    ]
+
+
+def test_config_check_reports_nul_characters_the_system_cannot_pass_on():
+    problems = config_problems(
+        command=["/bin/echo", "a\0b"], env={"GOOD": "x", "BAD": "y\0z"}
+    )
+
+    assert problems == [
+        '/etc/notifier/notifier.toml: [[check]] "probe" command: element 2 holds a '
+        "NUL character",
+        "/etc/notifier/notifier.toml: [[check]] \"probe\" env: the value of 'BAD' "
+        "holds a NUL character",
+    ]
+
+
+@pytest.mark.parametrize("name", ["A=B", "", "X\0Y"])
+def test_config_check_reports_an_environment_name_no_program_can_receive(name):
+    (problem,) = config_problems(command=["/bin/true"], env={name: "1"})
+
+    assert problem == (
+        f'/etc/notifier/notifier.toml: [[check]] "probe" env: {name!r} is not an '
+        "environment variable name (a name is not empty and has no '=' or NUL in it)"
+    )
+
+
+def test_an_empty_argument_after_the_program_is_fine():
+    types = build_registry([], load_entry_points=False).check_type_map()
+    document = {
+        "check": [{"name": "p", "type": "command", "command": ["/bin/echo", ""]}]
+    }
+
+    (spec,) = build_config(document, None, types).checks
+
+    assert spec.options["command"] == ("/bin/echo", "")
 
 
 # --- output limits and time limits -----------------------------------------

@@ -168,11 +168,14 @@ def test_disk_missing_path_is_unknown_with_reason(tmp_path):
     assert result.summary.startswith(f"{missing} does not exist")
 
 
-def test_disk_relative_path_is_unknown_naming_the_path(tmp_path):
-    result = run_disk(tmp_path, path="var/log")
+def test_disk_relative_path_is_a_config_error_naming_the_path(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        disk_check(tmp_path, path="var/log")
 
-    assert result.status is Status.UNKNOWN
-    assert "'var/log' is relative" in result.summary
+    assert (
+        '[[check]] "data" path: \'var/log\' is not an absolute path (write an '
+        "absolute path, such as /var/log/syslog)"
+    ) in str(caught.value)
 
 
 def test_disk_threshold_out_of_range_is_a_config_error(tmp_path):

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifier.units import format_duration, format_size, parse_duration, parse_size
+from notifier.units import (
+    MAX_DURATION,
+    MAX_SIZE,
+    format_duration,
+    format_duration_exact,
+    format_size,
+    parse_duration,
+    parse_size,
+)
 
 
 @pytest.mark.parametrize(
@@ -91,3 +99,43 @@ def test_format_size_reads_like_a_person_writes():
     assert format_size(10_000_000) == "10MB"
     assert format_size(8_804_682_957) == "8.2GiB"
     assert format_size(12) == "12B"
+
+
+@pytest.mark.parametrize(
+    "text", ["9" * 300 + "d", "9" * 400 + "s", "36501d", "1" + "0" * 20 + "w"]
+)
+def test_parse_duration_refuses_what_no_clock_can_hold(text):
+    with pytest.raises(ValueError, match="is longer than 36500d, the longest"):
+        parse_duration(text)
+
+
+def test_parse_duration_accepts_up_to_a_century():
+    assert parse_duration("36500d") == MAX_DURATION
+
+
+@pytest.mark.parametrize("text", ["9" * 400 + "GiB", "1048577TiB", 2**64, "9" * 5000])
+def test_parse_size_refuses_more_than_an_exbibyte(text):
+    with pytest.raises(ValueError, match="is larger than 1048576TiB, the largest"):
+        parse_size(text)
+
+
+def test_parse_size_is_exact_and_drops_a_fraction_of_a_byte():
+    assert parse_size("1048576TiB") == MAX_SIZE
+    assert parse_size("1.1KiB") == 1126
+    assert parse_size("0.5") == 0
+    assert parse_size("1.000000000000000000000001KB") == 1000
+
+
+@given(st.floats(min_value=0, max_value=MAX_DURATION))
+def test_exact_duration_text_reads_back_as_the_same_number(seconds):
+    assert parse_duration(format_duration_exact(seconds)) == seconds
+
+
+def test_exact_duration_text_is_the_human_form_when_that_is_exact():
+    assert format_duration_exact(5400) == "1h30m"
+    assert format_duration_exact(0.25) == "250ms"
+    assert format_duration_exact(1.0005) == "1.0005s"
+
+
+def test_format_duration_of_infinity_does_not_raise():
+    assert format_duration(float("inf")) == "inf"

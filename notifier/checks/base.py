@@ -7,7 +7,7 @@ Nothing here knows about scheduling, alerting or email.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -110,6 +110,10 @@ class Check(Protocol):
         ...
 
 
+OptionProblem = tuple[str, str, str | None]
+"""One problem a :attr:`CheckType.validate` found: key, message, hint."""
+
+
 @dataclass(frozen=True)
 class CheckType:
     """A kind of check that ``[[check]]`` entries can name in ``type``.
@@ -119,12 +123,21 @@ class CheckType:
         configured entry, and again after a reload.
     :param options: the keys this type accepts besides the common ones.
     :param summary: one line for ``notifier plugins``.
+    :param validate: optional; given an entry's options (validated against
+        their declarations, defaults filled in, keyed by option name), returns
+        the problems only this type can see, as ``(key, message, hint)``
+        tuples (``hint`` may be ``None``). Called by ``notifier config
+        check`` and every load of the configuration, so a mistake such as an
+        unknown encoding is reported with file, check and key instead of when
+        the check is created. It must not touch the system beyond looking
+        things up (no files written, no programs run).
     """
 
     name: str
     create: Callable[[CheckContext], Check]
     options: tuple[Option, ...] = ()
     summary: str = ""
+    validate: Callable[[Mapping[str, Any]], Sequence[OptionProblem]] | None = None
 
 
 def threshold_status(

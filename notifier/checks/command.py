@@ -28,10 +28,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from notifier import hookimpl
-from notifier.checks.base import CheckContext, CheckType, Result, Status
+from notifier.checks.base import (
+    CheckContext,
+    CheckType,
+    OptionProblem,
+    Result,
+    Status,
+)
 from notifier.checks.perfdata import metrics_of, split_output
 from notifier.options import Option
 from notifier.units import format_duration, format_size
@@ -372,6 +378,41 @@ def _shorten(text: str) -> str:
     return line[: MAX_SUMMARY - 3].rstrip() + "..."
 
 
+def validate_options(options: Mapping[str, Any]) -> list[OptionProblem]:
+    """Return what would stop the program from being started, found at
+    configuration time: an empty program name, NUL characters (no argument
+    or environment entry can hold one), environment names with '='."""
+    problems: list[OptionProblem] = []
+    argv = [str(part) for part in options.get("command") or ()]
+    if argv and not argv[0]:
+        problems.append(
+            (
+                "command",
+                "the program, the first element, is empty",
+                'put the program first, such as ["/usr/bin/check_x", "-w", "5"]',
+            )
+        )
+    for index, part in enumerate(argv):
+        if "\0" in part:
+            problems.append(
+                ("command", f"element {index + 1} holds a NUL character", None)
+            )
+    for name, value in dict(options.get("env") or {}).items():
+        if not name or "=" in name or "\0" in name:
+            problems.append(
+                (
+                    "env",
+                    f"{name!r} is not an environment variable name",
+                    "a name is not empty and has no '=' or NUL in it",
+                )
+            )
+        elif "\0" in str(value):
+            problems.append(
+                ("env", f"the value of {name!r} holds a NUL character", None)
+            )
+    return problems
+
+
 @hookimpl
 def notifier_check_types() -> list[CheckType]:
     """Provide the ``command`` check type."""
@@ -381,5 +422,6 @@ def notifier_check_types() -> list[CheckType]:
             create=CommandCheck,
             options=OPTIONS,
             summary="Run a Nagios / Monitoring-Plugins compatible program.",
+            validate=validate_options,
         )
     ]

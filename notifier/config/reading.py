@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,10 +36,17 @@ from notifier.options import (
 )
 
 _TABLES: Final = ("notifier", "mail", "smtp", "file", "defaults", "check")
+_BOM: Final = "\ufeff"
+
+ConfigValidator = Callable[[Config], Sequence[ConfigProblem]]
+"""Checks a whole configuration and returns its problems (a transport's)."""
 
 
 def read_toml(path: Path) -> dict[str, Any]:
     """Return the parsed TOML of ``path``.
+
+    A UTF-8 byte-order mark at the start, which some Windows editors write,
+    is skipped.
 
     :raises ConfigError: when the file cannot be read or is not valid TOML.
     """
@@ -64,9 +71,14 @@ def read_toml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError.single(path, "", None, exc.strerror or str(exc)) from exc
     try:
-        return tomllib.loads(text)
+        return tomllib.loads(text.removeprefix(_BOM))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError.single(path, "", None, f"invalid TOML: {exc}") from exc
+    except ValueError as exc:
+        # tomllib lets int()'s refusal of 4300+ digit numbers through.
+        raise ConfigError.single(
+            path, "", None, f"invalid TOML: {exc}", "write numbers of sane length"
+        ) from exc
 
 
 def parse_notifier_table(raw: Mapping[str, Any], path: Path | None) -> NotifierSettings:
@@ -88,11 +100,20 @@ def build_config(
     path: Path | None,
     check_types: Mapping[str, CheckType],
     transports: Sequence[str] = ("smtp", "file"),
+    *,
+    validate: ConfigValidator | None = None,
+    unknown_type_hint: Callable[[str], str | None] | None = None,
 ) -> Config:
     """Validate the parsed TOML ``raw`` and return the configuration.
 
     :param check_types: every check type the plugins provide, by name.
     :param transports: the names ``[mail] transport`` may take.
+    :param validate: more checks of the whole configuration (the selected
+        transport's). It runs even when other problems were found, on the
+        configuration with each wrong value left at its default, so that
+        every problem in the file is reported in one go.
+    :param unknown_type_hint: given a ``type`` no plugin provides, returns
+        why it may be missing (a plugin that failed to load), or ``None``.
     :raises ConfigError: with every problem in the file, not just the first.
     """
     problems: list[ConfigProblem] = []
@@ -138,13 +159,24 @@ def build_config(
     checks = _build_checks(
         raw_checks if _is_table_array(raw_checks) else [],
         defaults,
-        check_types,
+        _TypeLookup(check_types, unknown_type_hint),
         path,
         problems,
     )
+    config = Config(path, notifier, mail, smtp, file, defaults, tuple(checks))
+    if validate is not None:
+        problems.extend(validate(config))
     if problems:
         raise ConfigError(problems)
-    return Config(path, notifier, mail, smtp, file, defaults, tuple(checks))
+    return config
+
+
+@dataclasses.dataclass(frozen=True)
+class _TypeLookup:
+    """The check types, and what to say about a ``type`` none provides."""
+
+    types: Mapping[str, CheckType]
+    unknown_hint: Callable[[str], str | None] | None
 
 
 def _is_table_array(value: object) -> bool:
@@ -187,7 +219,7 @@ def _locate(
 def _build_checks(
     entries: Sequence[Mapping[str, Any]],
     defaults: CheckCommon,
-    check_types: Mapping[str, CheckType],
+    check_types: _TypeLookup,
     path: Path | None,
     problems: list[ConfigProblem],
 ) -> list[CheckSpec]:
@@ -230,9 +262,53 @@ def _build_checks(
 
         common_values = {o.name: values[o.name] for o in COMMON_OPTIONS}
         own_values = {o.name: values[o.name] for o in type_options}
+        type_problems = _type_problems(check_type, own_values, location, path)
+        problems.extend(type_problems)
+        if type_problems:
+            continue
         common = settings_from_values(CheckCommon, common_values)
         checks.append(CheckSpec(name, check_type.name, common, own_values, index))
     return checks
+
+
+def _type_problems(
+    check_type: CheckType,
+    values: Mapping[str, Any],
+    location: str,
+    path: Path | None,
+) -> list[ConfigProblem]:
+    """Return what the check type's own ``validate`` finds in ``values``.
+
+    A plugin's validator is code nobody has checked: if it raises or returns
+    something else than problems, that is reported at the entry, naming the
+    type, rather than ending the command.
+    """
+    if check_type.validate is None:
+        return []
+    try:
+        found = list(check_type.validate(values))
+        return [
+            ConfigProblem(
+                path,
+                location,
+                str(key),
+                str(message),
+                None if hint is None else str(hint),
+            )
+            for key, message, hint in found
+        ]
+    except Exception as exc:
+        # A bug in the plugin, reported where it shows rather than as ours.
+        return [
+            ConfigProblem(
+                path,
+                location,
+                "type",
+                f"check type {check_type.name!r} failed to validate this entry: "
+                f"{type(exc).__name__}: {exc}",
+                "report it to the plugin's author",
+            )
+        ]
 
 
 def _check_identity(
@@ -264,11 +340,12 @@ def _check_identity(
 
 def _check_type_of(
     type_name: object,
-    check_types: Mapping[str, CheckType],
+    lookup: _TypeLookup,
     location: str,
     path: Path | None,
     problems: list[ConfigProblem],
 ) -> CheckType | None:
+    check_types = lookup.types
     if type_name is None:
         problems.append(
             ConfigProblem(
@@ -282,15 +359,19 @@ def _check_type_of(
         return None
     if not isinstance(type_name, str) or type_name not in check_types:
         hint = suggest(type_name, check_types) if isinstance(type_name, str) else None
+        hint = hint or "`notifier plugins` lists the types; one of " + ", ".join(
+            sorted(check_types)
+        )
+        if isinstance(type_name, str) and lookup.unknown_hint is not None:
+            missing = lookup.unknown_hint(type_name)
+            hint = f"{missing}; {hint}" if missing else hint
         problems.append(
             ConfigProblem(
                 path,
                 location,
                 "type",
                 f"{type_name!r} is not a known check type",
-                hint
-                or "`notifier plugins` lists the types; one of "
-                + ", ".join(sorted(check_types)),
+                hint,
             )
         )
         return None
