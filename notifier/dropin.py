@@ -84,6 +84,8 @@ def folder_problem(folder: Path, daemon_uid: int) -> str | None:
         )
     except OSError as exc:
         return f"plugin folder cannot be read ({exc.strerror})"
+    except ValueError:
+        return "is not a path the system can look up (it holds a NUL character)"
     if not stat.S_ISDIR(target.st_mode):
         return "is not a folder; [notifier] plugin_dirs takes folders of .py files"
     problem = _ownership_problem(folder, daemon_uid)

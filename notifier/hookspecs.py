@@ -31,8 +31,12 @@ def notifier_check_types() -> list[CheckType]:
 
     Each :class:`notifier.CheckType` names the type, declares its options
     and gives a ``create`` callable that builds one check from a
-    :class:`notifier.CheckContext`. Two plugins returning the same name is
-    a configuration error naming both.
+    :class:`notifier.CheckContext`, plus an optional ``validate`` callable
+    returning the problems of an entry's options as ``(key, message,
+    hint)`` tuples, reported by ``notifier config check``. Two plugins
+    returning the same name is a configuration error naming both. Importing
+    the plugin and this call must each end within 10 seconds, or the plugin
+    is reported as failed and the others load.
 
     What the daemon guarantees to a check: ``run()`` is called from a worker
     thread, never concurrently for one check; an exception or a run past the

@@ -16,8 +16,10 @@ or others, or owned by anyone but root and the daemon's user, is refused, and
 so is a symlink whose target is. A plugin that fails to import, implements a
 hook that does not exist, or whose hook raises or returns the wrong thing is
 logged at ERROR and listed in :attr:`Registry.failures`; the others still
-load. Two plugins providing the same check type name is a :class:`PluginError`
-naming both.
+load. So is one whose import, or any one hook call, takes longer than
+:data:`PLUGIN_TIME_LIMIT`: it is given up on and left running in a daemon
+thread (see :mod:`notifier.timelimit`). Two plugins providing the same check
+type name is a :class:`PluginError` naming both.
 
 Environment variables:
 
@@ -33,40 +35,43 @@ Environment variables:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import logging
 import os
-import re
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 import pluggy
 
 from notifier import checks, hookspecs, transports
 from notifier.checks.base import CheckType
-from notifier.config import COMMON_OPTIONS
 from notifier.dropin import file_problem, folder_problem, import_dropin
 from notifier.errors import PluginError
 from notifier.options import suggest
+from notifier.plugincontract import check_types_problem, transports_problem
+from notifier.timelimit import TimeLimitExceeded, call_within
 from notifier.transport import TransportType
+from notifier.units import format_duration
 
 log = logging.getLogger(__name__)
 
-_COMMON_NAMES: Final = frozenset(option.name for option in COMMON_OPTIONS)
 BUILTIN_ORIGIN: Final = "built-in"
 ENTRY_POINT_GROUP: Final = "notifier"
 DISABLE_ENV: Final = "NOTIFIER_DISABLE_PLUGINS"
 TRACE_ENV: Final = "NOTIFIER_TRACE_PLUGINS"
 CHECK_TYPES_HOOK: Final = "notifier_check_types"
+PLUGIN_TIME_LIMIT: Final = 10.0
+"""Seconds a plugin may take to import, and again for each call of a hook."""
 
-_TYPE_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 _TRUE_WORDS: Final = frozenset({"1", "true", "yes", "on"})
 
 Source = Literal["built-in", "entry point", "drop-in"]
+ResultT = TypeVar("ResultT")
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,7 @@ class Registry:
     :param plugins: the plugins that loaded, in registration order.
     :param disabled: names skipped because ``$NOTIFIER_DISABLE_PLUGINS`` lists
         them.
+    :param refused_folders: the drop-in folders among the failures' origins.
     """
 
     manager: pluggy.PluginManager
@@ -134,6 +140,30 @@ class Registry:
     plugins: tuple[PluginInfo, ...] = ()
     disabled: tuple[str, ...] = ()
     transports: dict[str, TransportInfo] = field(default_factory=dict)
+    refused_folders: tuple[str, ...] = ()
+
+    def missing_type_hint(self, type_name: str) -> str | None:
+        """Return which failed plugins may be why ``type_name`` is unknown.
+
+        A failed drop-in whose file is named after the type comes first and
+        alone; otherwise every failure is named, since any of them might
+        have provided it. ``None`` when no plugin failed.
+        """
+        named = [f for f in self.failures if Path(f.origin).stem == type_name]
+        suspects = named or list(self.failures)
+        if not suspects:
+            return None
+        described = [self._failure_text(failure) for failure in suspects[:3]]
+        if len(suspects) > 3:
+            described.append(f"and {len(suspects) - 3} more")
+        return "it may come from a plugin that failed to load: " + "; ".join(described)
+
+    def _failure_text(self, failure: PluginError) -> str:
+        reason = str(failure).removeprefix(f"plugin {failure.origin}: ")
+        if failure.origin in self.refused_folders:
+            reason = reason.removeprefix("plugin folder ")
+            return f"plugin folder {failure.origin} was refused because it {reason}"
+        return f"plugin {failure.origin} failed: {reason}"
 
     def check_type_map(self) -> dict[str, CheckType]:
         """Return the check types by name, as the config layer wants them."""
@@ -150,9 +180,11 @@ class _Loading:
 
     manager: pluggy.PluginManager
     blocked: frozenset[str]
+    time_limit: float = PLUGIN_TIME_LIMIT
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
     failures: list[PluginError] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
+    refused_folders: list[str] = field(default_factory=list)
 
     def fail(self, origin: str, message: str) -> None:
         failure = PluginError(origin, message)
@@ -201,12 +233,28 @@ class _Loading:
         self.manager.unregister(name=name)
         del self.plugins[name]
 
+    def run_limited(self, work: Callable[[], ResultT], what: str) -> ResultT:
+        """Return ``work()``, the plugin's own code, if it ends in time.
+
+        :param what: what ``work`` does, for the thread's name.
+        :raises TimeLimitExceeded: when it takes longer than ``time_limit``.
+        """
+        return call_within(self.time_limit, work, f"notifier-plugin {what}")
+
+    def too_long(self, doing: str) -> str:
+        """Return the failure message of a plugin that took too long."""
+        return (
+            f"took longer than {format_duration(self.time_limit)} {doing}; it was "
+            "given up on"
+        )
+
 
 def build_registry(
     plugin_dirs: Sequence[Path] = (),
     *,
     daemon_uid: int | None = None,
     load_entry_points: bool = True,
+    time_limit: float | None = None,
 ) -> Registry:
     """Build a fresh plugin manager and collect what every plugin provides.
 
@@ -219,6 +267,9 @@ def build_registry(
         and files; defaults to the effective user of this process.
     :param load_entry_points: look for installed plugins in the ``notifier``
         entry-point group.
+    :param time_limit: seconds a plugin's import, and each of its hook calls,
+        may take before that plugin is a failure; ``None`` means
+        :data:`PLUGIN_TIME_LIMIT` as it is at the time of the call.
     :returns: the registry, with a manager no other call shares.
     :raises PluginError: when two plugins provide the same check type name.
     """
@@ -230,7 +281,8 @@ def build_registry(
     blocked = frozenset(_disabled_names())
     for name in blocked:
         manager.set_blocked(name)
-    loading = _Loading(manager, blocked)
+    limit = PLUGIN_TIME_LIMIT if time_limit is None else time_limit
+    loading = _Loading(manager, blocked, limit)
 
     _register_builtins(loading)
     if load_entry_points:
@@ -255,6 +307,7 @@ def build_registry(
         plugins,
         tuple(loading.disabled),
         transport_types,
+        tuple(loading.refused_folders),
     )
 
 
@@ -280,7 +333,12 @@ def _register_builtins(loading: _Loading) -> None:
             continue
         info = PluginInfo(module_name, BUILTIN_ORIGIN, "built-in")
         try:
-            module = importlib.import_module(module_name)
+            module = loading.run_limited(
+                functools.partial(importlib.import_module, module_name), module_name
+            )
+        except TimeLimitExceeded:
+            loading.fail(info.label, loading.too_long("to import"))
+            continue
         except (Exception, SystemExit) as exc:
             loading.fail(info.label, f"failed to import: {_describe(exc)}")
             continue
@@ -294,7 +352,14 @@ def _register_entry_points(loading: _Loading) -> None:
             continue
         info = PluginInfo(entry_point.name, _origin_of(entry_point), "entry point")
         try:
-            plugin = entry_point.load()
+            plugin = loading.run_limited(entry_point.load, entry_point.name)
+        except TimeLimitExceeded:
+            loading.fail(
+                info.origin,
+                f"entry point {entry_point.name!r} ({entry_point.value}) "
+                + loading.too_long("to import"),
+            )
+            continue
         except (Exception, SystemExit) as exc:
             loading.fail(
                 info.origin,
@@ -316,6 +381,7 @@ def _register_dropins(loading: _Loading, folder: Path, daemon_uid: int) -> None:
     problem = folder_problem(folder, daemon_uid)
     if problem is not None:
         loading.fail(str(folder), problem)
+        loading.refused_folders.append(str(folder))
         return
 
     # Dot files are editor leftovers (emacs's .#name.py lock links), not plugins.
@@ -336,7 +402,12 @@ def _register_dropins(loading: _Loading, folder: Path, daemon_uid: int) -> None:
             )
             continue
         try:
-            module = import_dropin(path)
+            module = loading.run_limited(
+                functools.partial(import_dropin, path), path.name
+            )
+        except TimeLimitExceeded:
+            loading.fail(info.origin, loading.too_long("to import"))
+            continue
         except (Exception, SystemExit) as exc:
             loading.fail(info.origin, f"failed to import: {_describe(exc)}")
             continue
@@ -427,52 +498,20 @@ def _call_alone(loading: _Loading, info: PluginInfo) -> list[CheckType] | None:
     others = manager.get_plugins() - {plugin}
     problem: str | None
     try:
-        results = manager.subset_hook_caller(CHECK_TYPES_HOOK, others)()
+        results = loading.run_limited(
+            manager.subset_hook_caller(CHECK_TYPES_HOOK, others), info.name
+        )
+    except TimeLimitExceeded:
+        problem = loading.too_long("to return")
     except (Exception, SystemExit) as exc:
         problem = f"raised {_describe(exc)}"
     else:
         returned = results[0] if results else None
-        problem = _contract_problem(returned)
+        problem = check_types_problem(returned)
         if problem is None and isinstance(returned, list):
             return [item for item in returned if isinstance(item, CheckType)]
     loading.drop(info.name)
     loading.fail(info.label, f"hook {CHECK_TYPES_HOOK} {problem}")
-    return None
-
-
-def _contract_problem(returned: object) -> str | None:
-    expected = "expected a list of notifier.CheckType"
-    if not isinstance(returned, list):
-        return f"returned {type(returned).__name__}, {expected}"
-    names: set[str] = set()
-    for index, item in enumerate(returned):
-        if not isinstance(item, CheckType):
-            return (
-                f"returned a list holding {type(item).__name__} at index {index}, "
-                f"{expected}"
-            )
-        # The dataclass does not enforce its annotations; a plugin may not either.
-        name: object = item.name
-        create: object = item.create
-        if not isinstance(name, str) or not _TYPE_NAME.fullmatch(name):
-            return (
-                f"returned a check type named {name!r}; a name is a letter "
-                "then letters, digits, '_', '.' or '-'"
-            )
-        if name in names:
-            return f"returned check type {name!r} twice"
-        if not callable(create):
-            return f"returned check type {name!r} whose create is not callable"
-        # The config layer reads such a key as the common option, so the check
-        # would never see the value its author meant.
-        clashes = sorted(_COMMON_NAMES & {option.name for option in item.options})
-        if clashes:
-            return (
-                f"returned check type {name!r} declaring "
-                f"{', '.join(map(repr, clashes))}, which every check already has; "
-                "rename the option"
-            )
-        names.add(name)
     return None
 
 
@@ -522,11 +561,16 @@ def _collect_transports(loading: _Loading) -> dict[str, TransportInfo]:
         if info is None or impl.wrapper or impl.hookwrapper:
             continue
         try:
-            returned = impl.function()
+            returned = loading.run_limited(impl.function, info.name)
+        except TimeLimitExceeded:
+            loading.fail(
+                info.label, f"hook {TRANSPORTS_HOOK} {loading.too_long('to return')}"
+            )
+            continue
         except (Exception, SystemExit) as exc:
             loading.fail(info.label, f"hook {TRANSPORTS_HOOK} raised {_describe(exc)}")
             continue
-        problem = _transport_contract_problem(returned)
+        problem = transports_problem(returned)
         if problem is not None or not isinstance(returned, list):
             loading.fail(info.label, f"hook {TRANSPORTS_HOOK} {problem}")
             continue
@@ -542,22 +586,3 @@ def _collect_transports(loading: _Loading) -> dict[str, TransportInfo]:
             found[transport_type.name] = TransportInfo(transport_type, info.origin)
             found_by[transport_type.name] = info
     return found
-
-
-def _transport_contract_problem(returned: object) -> str | None:
-    expected = "expected a list of notifier.TransportType"
-    if not isinstance(returned, list):
-        return f"returned {type(returned).__name__}, {expected}"
-    for index, item in enumerate(returned):
-        if not isinstance(item, TransportType):
-            return (
-                f"returned a list holding {type(item).__name__} at index {index}, "
-                f"{expected}"
-            )
-        name: object = item.name
-        if not isinstance(name, str) or not _TYPE_NAME.fullmatch(name):
-            return f"returned a transport named {name!r}"
-        create: object = item.create
-        if not callable(create):
-            return f"returned transport {name!r} whose create is not callable"
-    return None

@@ -3,14 +3,17 @@ run as a user would: mostly as a real ``python -m notifier`` subprocess."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from notifier import plugins
 from notifier.checks import BUILTIN_CHECK_MODULES
 from notifier.cli import main
 from notifier.config import COMMON_OPTIONS
@@ -158,9 +161,23 @@ def test_config_check_fails_78_when_the_plugin_folder_is_writable_by_others(
     done = run_notifier("config", "check", "-c", str(config))
 
     assert done.returncode == EX_CONFIG
-    assert "'fixture_exists' is not a known check type" in done.stderr
-    # The refusal itself reaches the user too, so they know why.
-    assert f"{folder}: plugin folder is writable by group and others" in done.stderr
+    lines = done.stderr.splitlines()
+    # The refusal reaches the user once, in the command's own voice...
+    refusals = [line for line in lines if "writable by group and others" in line]
+    assert refusals[0] == (
+        f"notifier: plugin {folder}: plugin folder is writable by group and "
+        f"others (mode 0o777); run chmod go-w {folder}; skipped, the other "
+        "plugins still load"
+    )
+    # ...and the unknown type says which refusal is why it is unknown.
+    (unknown,) = [line for line in lines if "is not a known check type" in line]
+    assert unknown.startswith(
+        f"notifier: {config}: [[check]] \"marker\" type: 'fixture_exists' is not a "
+        f"known check type (it may come from a plugin that failed to load: plugin "
+        f"folder {folder} was refused because it is writable by group and others"
+    )
+    assert len(refusals) == 2
+    assert all(line.startswith("notifier: ") for line in lines), lines
     assert "Traceback" not in done.stderr
 
 
@@ -173,9 +190,10 @@ def test_plugins_reports_failures_on_stderr_and_still_lists_the_rest(tmp_path, c
     out, err = capsys.readouterr()
     assert status == EX_OK
     assert "fixture_other" in out
-    failed = err.split("failed to load:\n", 1)[1].splitlines()
-    assert len(failed) == 1
-    assert failed[0].startswith(f"  plugin {folder / 'raises_at_import.py'}: ")
+    broken = str(folder / "raises_at_import.py")
+    failed = [line for line in err.splitlines() if broken in line]
+    assert len(failed) == 1, err
+    assert failed[0].startswith(f"notifier: plugin {broken}: failed to import: ")
     assert "RuntimeError: plugin exploded on purpose" in failed[0]
 
 
@@ -213,7 +231,7 @@ def test_plugins_verbose_prints_each_option_from_its_declaration(tmp_path, capsy
     block = out.split("\nfixture_exists (", 1)[1].split("\n\n", 1)[0]
     lines = block.splitlines()
     assert lines[0] == f"{folder / 'exists_check.py'})"
-    assert "  path: a path; required" in lines
+    assert "  path: an absolute path; required" in lines
     assert (
         "  max_age: a duration such as '30s' or '5m'; default \"1h\"; at least 1m"
         in lines
@@ -283,8 +301,8 @@ def test_plugins_prints_each_failure_once_and_warns_of_unknown_disabled_names(
     assert done.returncode == EX_OK, done.stderr
     broken = str(folder / "raises_at_import.py")
     assert [line for line in done.stderr.splitlines() if broken in line] == [
-        f"  plugin {broken}: failed to import: RuntimeError: plugin exploded on "
-        f"purpose (at {broken}:6)"
+        f"notifier: plugin {broken}: failed to import: RuntimeError: plugin "
+        f"exploded on purpose (at {broken}:6); skipped, the other plugins still load"
     ]
     assert f"notifier: ${DISABLE_ENV} names 'nothing', which is no plugin" in (
         done.stderr
@@ -299,3 +317,180 @@ def test_plugins_lists_the_delivery_transports_with_their_origin(tmp_path, capsy
     rows = [line.split()[:2] for line in out.split("TRANSPORT", 1)[1].splitlines()]
     assert ["smtp", "built-in"] in rows
     assert ["file", "built-in"] in rows
+
+
+# What plugins print while they load never reaches a command's own output.
+
+
+@pytest.mark.slow
+def test_check_json_stays_clean_when_a_plugin_prints_while_loading(tmp_path):
+    folder = make_plugin_dir(tmp_path, "noisy_loading.py")
+    config = write_config(
+        tmp_path, [folder], '[[check]]\nname = "n"\ntype = "fixture_noisy"\n'
+    )
+
+    done = run_notifier("check", "--json", "-c", str(config))
+
+    assert done.returncode == 0, done.stderr
+    (result,) = json.loads(done.stdout)
+    assert result["summary"] == "quiet when it runs"
+    assert "NOISE" not in done.stdout
+    for noise in ("NOISE at import", "NOISE at import, on fd 1", "NOISE in the hook"):
+        assert noise in done.stderr.splitlines()
+
+
+@pytest.mark.slow
+def test_config_show_stays_valid_toml_when_a_plugin_prints_while_loading(tmp_path):
+    folder = make_plugin_dir(tmp_path, "noisy_loading.py")
+    config = write_config(
+        tmp_path, [folder], '[[check]]\nname = "n"\ntype = "fixture_noisy"\n'
+    )
+
+    done = run_notifier("config", "show", "-c", str(config))
+
+    assert done.returncode == 0, done.stderr
+    (entry,) = tomllib.loads(done.stdout)["check"]
+    assert (entry["name"], entry["type"]) == ("n", "fixture_noisy")
+    assert "NOISE in the hook" in done.stderr
+    assert "NOISE at import" in done.stderr
+
+
+@pytest.mark.slow
+def test_plugins_listing_stays_clean_when_a_plugin_prints_while_loading(tmp_path):
+    folder = make_plugin_dir(tmp_path, "noisy_loading.py")
+    config = write_config(tmp_path, [folder])
+
+    done = run_notifier("plugins", "-c", str(config))
+
+    assert done.returncode == 0, done.stderr
+    assert "NOISE" not in done.stdout
+    assert done.stdout.splitlines()[0].split() == ["TYPE", "ORIGIN", "SUMMARY"]
+    assert any(line.startswith("fixture_noisy ") for line in done.stdout.splitlines())
+    assert "NOISE in the hook" in done.stderr
+
+
+# A plugin that hangs is given up on; the command goes on without it.
+
+
+def test_check_goes_on_without_a_plugin_that_hangs_at_import(
+    tmp_path, capfd, monkeypatch
+):
+    # The real limit is 10s; a small one keeps the test fast.
+    monkeypatch.setattr(plugins, "PLUGIN_TIME_LIMIT", 0.3)
+    folder = make_plugin_dir(tmp_path, "hangs_at_import.py", "other_check.py")
+    config = write_config(
+        tmp_path, [folder], '[[check]]\nname = "o"\ntype = "fixture_other"\n'
+    )
+
+    status = main(["check", "-c", str(config)])
+
+    out, err = capfd.readouterr()
+    assert status == 0, err
+    assert out.splitlines()[1].split()[:2] == ["o", "OK"]
+    assert err.splitlines() == [
+        f"notifier: plugin {folder / 'hangs_at_import.py'}: took longer than 300ms "
+        "to import; it was given up on; skipped, the other plugins still load"
+    ]
+
+
+def test_config_check_fails_78_naming_a_plugin_that_hangs_in_its_hook(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(plugins, "PLUGIN_TIME_LIMIT", 0.3)
+    folder = make_plugin_dir(tmp_path, "hangs_in_hook.py")
+    config = write_config(tmp_path, [folder])
+
+    status = main(["config", "check", "-c", str(config)])
+
+    err = capsys.readouterr().err
+    assert status == EX_CONFIG
+    assert (
+        f"notifier: plugin {folder / 'hangs_in_hook.py'}: hook notifier_check_types "
+        "took longer than 300ms to return"
+    ) in err
+
+
+# Plugin failures: reported once, in the command's voice, and never "OK".
+
+
+@pytest.mark.slow
+def test_config_check_fails_78_when_a_dropin_failed_to_import(tmp_path):
+    folder = make_plugin_dir(tmp_path, "raises_at_import.py", "exists_check.py")
+    config = write_config(tmp_path, [folder], USES_EXISTS)
+
+    done = run_notifier("config", "check", "-c", str(config))
+
+    assert done.returncode == EX_CONFIG
+    assert "OK" not in done.stdout
+    broken = folder / "raises_at_import.py"
+    assert done.stderr.splitlines() == [
+        f"notifier: plugin {broken}: failed to import: RuntimeError: plugin exploded "
+        f"on purpose (at {broken}:6); skipped, the other plugins still load",
+        f"notifier: {config}: 1 plugin failed to load (reported above), so the check "
+        "types it provides are missing; fix or remove it, or name it in "
+        f"${DISABLE_ENV}",
+    ]
+
+
+@pytest.mark.slow
+def test_check_reports_each_plugin_failure_once(tmp_path):
+    folder = make_plugin_dir(tmp_path, "raises_at_import.py", "exists_check.py")
+    config = write_config(tmp_path, [folder], USES_EXISTS)
+
+    done = run_notifier("check", "-c", str(config))
+
+    assert done.returncode == 0, done.stderr
+    broken = str(folder / "raises_at_import.py")
+    failures = [line for line in done.stderr.splitlines() if broken in line]
+    assert len(failures) == 1
+    assert failures[0].startswith(f"notifier: plugin {broken}: failed to import: ")
+
+
+@pytest.mark.slow
+def test_unknown_type_names_the_dropin_of_that_name_that_failed(tmp_path):
+    folder = make_plugin_dir(tmp_path)
+    good = folder / "good.py"
+    good.write_text("raise ImportError('needs a module that is not installed')\n")
+    good.chmod(0o644)
+    config = write_config(tmp_path, [folder], '[[check]]\nname = "g"\ntype = "good"\n')
+
+    done = run_notifier("config", "check", "-c", str(config))
+
+    assert done.returncode == EX_CONFIG
+    (unknown,) = [line for line in done.stderr.splitlines() if "'good'" in line]
+    assert unknown.startswith(
+        f"notifier: {config}: [[check]] \"g\" type: 'good' is not a known check type "
+        f"(it may come from a plugin that failed to load: plugin {good} failed: "
+        "failed to import: ImportError: needs a module that is not installed"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fixture", "declared"),
+    [
+        ("bad_option_kind.py", "whose option 'x' has kind 'bogus', which is not"),
+        ("duplicate_option.py", "declaring option 'x' twice"),
+        ("wrong_default.py", "whose option 'every_so_often' has the default '5m'"),
+    ],
+)
+def test_a_broken_option_declaration_fails_its_plugin_not_the_command(
+    tmp_path, fixture, declared
+):
+    folder = make_plugin_dir(tmp_path, fixture, "other_check.py")
+    config = write_config(tmp_path, [folder])
+
+    verbose = run_notifier("plugins", "--verbose", "-c", str(config))
+    checked = run_notifier("config", "check", "-c", str(config))
+
+    assert verbose.returncode == EX_OK, verbose.stderr
+    assert "fixture_other (" in verbose.stdout
+    assert checked.returncode == EX_CONFIG
+    for done in (verbose, checked):
+        assert "internal error" not in done.stderr
+        assert "Traceback" not in done.stderr
+        assert (
+            f"notifier: plugin {folder / fixture}: hook notifier_check_types "
+            "returned check type "
+        ) in done.stderr
+        assert declared in done.stderr

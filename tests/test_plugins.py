@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from notifier import CheckContext, Status
+from notifier import CheckContext, Status, plugins
 from notifier.checks import BUILTIN_CHECK_MODULES
 from notifier.dropin import DROPIN_MODULE_PREFIX
 from notifier.errors import EX_CONFIG, PluginError
@@ -315,6 +315,22 @@ def test_failures_are_logged_at_error_one_line_each(tmp_path, caplog):
             "returned check type 'fixture_clash' declaring 'timeout', which every "
             "check already has; rename the option",
         ),
+        (
+            "bad_option_kind.py",
+            "hook notifier_check_types returned check type 'fixture_bad_kind' whose "
+            "option 'x' has kind 'bogus', which is not a kind",
+        ),
+        (
+            "duplicate_option.py",
+            "hook notifier_check_types returned check type 'fixture_twice' declaring "
+            "option 'x' twice",
+        ),
+        (
+            "wrong_default.py",
+            "hook notifier_check_types returned check type 'fixture_wrong_default' "
+            "whose option 'every_so_often' has the default '5m', which is not a "
+            "number of seconds as kind 'duration' needs",
+        ),
     ],
 )
 def test_hook_breaking_the_contract_is_a_failure_naming_plugin_and_hook(
@@ -518,3 +534,108 @@ def test_no_trace_without_the_variable(tmp_path, caplog):
         build_registry([folder], load_entry_points=False)
 
     assert "trace:" not in caplog.text
+
+
+# Plugins that hang: given up on after a time limit the test makes small.
+
+SHORT_LIMIT = 0.3
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [
+        ("hangs_at_import.py", "took longer than 300ms to import; it was given up on"),
+        (
+            "hangs_in_hook.py",
+            "hook notifier_check_types took longer than 300ms to return; it was "
+            "given up on",
+        ),
+    ],
+)
+def test_plugin_that_hangs_is_a_failure_and_the_others_load(
+    tmp_path, fixture, expected
+):
+    folder = make_plugin_dir(tmp_path, fixture, "other_check.py")
+
+    registry = build_registry([folder], load_entry_points=False, time_limit=SHORT_LIMIT)
+
+    assert failure_for(registry, folder / fixture) == (
+        f"plugin {folder / fixture}: {expected}"
+    )
+    assert "fixture_other" in registry.check_types
+    assert "disk" in registry.check_types
+    assert Path(fixture).stem not in {p.name for p in registry.plugins}
+
+
+def test_installed_plugin_that_hangs_at_import_names_its_distribution(install_dist):
+    install_dist(
+        "slow-plugin", "fixture_slow_module", "import time\ntime.sleep(3600)\n"
+    )
+
+    registry = build_registry([], time_limit=SHORT_LIMIT)
+
+    assert failure_for(registry, "slow-plugin 1.0") == (
+        "plugin slow-plugin 1.0: entry point 'fixture_slow_module' "
+        "(fixture_slow_module) took longer than 300ms to import; it was given up on"
+    )
+    assert "disk" in registry.check_types
+
+
+def test_the_time_limit_is_the_module_constant_unless_given(tmp_path, monkeypatch):
+    folder = make_plugin_dir(tmp_path, "hangs_in_hook.py")
+    monkeypatch.setattr(plugins, "PLUGIN_TIME_LIMIT", SHORT_LIMIT)
+
+    registry = build_registry([folder], load_entry_points=False)
+
+    assert "took longer than 300ms" in failure_for(
+        registry, folder / "hangs_in_hook.py"
+    )
+
+
+# Saying why a check type is unknown
+
+
+def test_unknown_type_named_like_a_failed_dropin_names_that_plugin(tmp_path):
+    folder = make_plugin_dir(tmp_path, "raises_at_import.py", "hook_raises.py")
+
+    registry = build_registry([folder], load_entry_points=False)
+
+    hint = registry.missing_type_hint("raises_at_import")
+    assert hint is not None
+    assert hint.startswith(
+        f"it may come from a plugin that failed to load: plugin "
+        f"{folder / 'raises_at_import.py'} failed: failed to import: RuntimeError"
+    )
+    assert "hook_raises" not in hint
+
+
+def test_unknown_type_names_every_failure_when_none_matches_by_name(tmp_path):
+    folder = make_plugin_dir(tmp_path, "raises_at_import.py")
+    refused = make_plugin_dir(tmp_path, "other_check.py", name="open")
+    refused.chmod(0o777)
+
+    registry = build_registry([folder, refused], load_entry_points=False)
+
+    hint = registry.missing_type_hint("fixture_other")
+    assert hint is not None
+    assert f"plugin {folder / 'raises_at_import.py'} failed: " in hint
+    assert (
+        f"plugin folder {refused} was refused because it is writable by group and "
+        f"others (mode 0o777); run chmod go-w {refused}"
+    ) in hint
+
+
+def test_no_hint_about_plugins_when_none_failed(tmp_path):
+    folder = make_plugin_dir(tmp_path, "other_check.py")
+
+    registry = build_registry([folder], load_entry_points=False)
+
+    assert registry.missing_type_hint("nosuch") is None
+
+
+def test_plugin_folder_with_a_nul_character_is_a_failure_not_a_crash(tmp_path):
+    odd = Path(f"{tmp_path}/a\0b")
+
+    registry = build_registry([odd], load_entry_points=False)
+
+    assert "NUL character" in failure_for(registry, odd)

@@ -4,16 +4,22 @@ This package is the only place that prints and the only place that turns an
 exception into text and an exit status. Each subcommand lives in a module of
 its own that provides ``register(subparsers)``; the parser it adds sets
 ``handler``, a function of the parsed arguments returning the exit status.
+
+Every command but ``run`` (which sets up the daemon's logging itself) shows
+log records of WARNING and above on stderr as ``notifier: <message>``; that
+is how a plugin that failed to load is reported, once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Final
 
 from notifier import __version__
 from notifier.errors import EX_SOFTWARE, EX_USAGE, NotifierError
@@ -29,6 +35,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "notifier.cli.status_cmd",
     "notifier.cli.test_send_cmd",
 )
+
+
+SELF_LOGGING_COMMANDS: Final = frozenset({"notifier.cli.run_cmd"})
+"""Modules of commands that set up logging themselves."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,6 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EX_USAGE
 
+    own_logging = getattr(handler, "__module__", None) in SELF_LOGGING_COMMANDS
+    with contextlib.nullcontext() if own_logging else _warnings_on_stderr():
+        return _run(handler, args)
+
+
+def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Return the handler's exit status, turning exceptions into text."""
     try:
         status: int = handler(args)
     except NotifierError as exc:
@@ -94,3 +111,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EX_SOFTWARE
     return status
+
+
+@contextlib.contextmanager
+def _warnings_on_stderr() -> Iterator[None]:
+    """Show log records of WARNING and above on stderr, prefixed
+    ``notifier: ``, while a one-shot command runs."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("notifier: %(message)s"))
+    handler.addFilter(_not_quieted)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def _not_quieted(record: logging.LogRecord) -> bool:
+    """Return whether ``record`` should be shown: not when a command gave its
+    logger (or one above it) a ``NullHandler``, which is how a command says
+    "I report this myself"."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None and logger is not logging.getLogger():
+        if any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            return False
+        logger = logger.parent
+    return True

@@ -16,25 +16,24 @@ saved state was not available).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import math
-import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
 from notifier.checks.base import Check, Result, Status, worst
 from notifier.cli import add_config_argument
+from notifier.cli.output import load_reserved, reserved_stdout
 from notifier.config import CheckSpec, Config
 from notifier.errors import UsageError
-from notifier.loader import config_path, load
+from notifier.loader import config_path
 from notifier.options import suggest
 from notifier.plugins import Registry
 from notifier.runner import create_check, run_check, warmup_of
@@ -75,9 +74,7 @@ def run(args: argparse.Namespace) -> int:
     :raises UsageError: when a NAME is not a configured check (exit 64).
     """
     path = config_path(args.config)
-    loaded = load(path)
-    for failure in loaded.registry.failures:
-        print(f"notifier: warning: {failure}", file=sys.stderr)
+    loaded = load_reserved(path)
     specs = select_checks(loaded.config, args.names)
     if not specs:
         print(f"notifier: no enabled checks in {path}", file=sys.stderr)
@@ -227,39 +224,3 @@ def _clean(text: str) -> str:
     if len(cleaned) > LINE_WIDTH:
         return cleaned[: LINE_WIDTH - 3] + "..."
     return cleaned
-
-
-@contextlib.contextmanager
-def reserved_stdout() -> Iterator[TextIO]:
-    """Keep stdout for this command's output while checks run.
-
-    File descriptor 1 is pointed at stderr (so a check's ``print`` and the
-    subprocesses it starts land there) and a private duplicate of the real
-    stdout is handed out for the table or JSON. Doing this once, in the main
-    thread before any check starts, is sound where swapping ``sys.stdout``
-    around each run is not: that is process-wide and would race between
-    checks running at once.
-    """
-    # Limitation: a check abandoned after its timeout that prints in the
-    # instant between the restore below and the process exiting writes to
-    # the real stdout, after the table or JSON.
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:
-        # No stdout at all (closed by the caller): nothing to protect.
-        yield sys.stdout
-        return
-    encoding = sys.stdout.encoding or "utf-8"
-    previous = sys.stdout
-    output = os.fdopen(saved, "w", encoding=encoding, errors="replace", closefd=False)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    try:
-        yield output
-        output.flush()
-    finally:
-        sys.stdout = previous
-        os.dup2(saved, 1)
-        output.close()
-        os.close(saved)

@@ -7,9 +7,11 @@ import sys
 from typing import Any
 
 from notifier.cli import add_config_argument
+from notifier.cli.output import load_reserved
 from notifier.config import render_config
-from notifier.errors import EX_OK
-from notifier.loader import config_path, load
+from notifier.errors import EX_OK, ConfigError
+from notifier.loader import config_path
+from notifier.plugins import DISABLE_ENV
 
 
 def register(subparsers: Any) -> None:
@@ -31,18 +33,33 @@ def register(subparsers: Any) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Validate the configuration; problems raise ConfigError (exit 78)."""
+    """Validate the configuration and the plugins it loads.
+
+    :raises ConfigError: when the file has problems, or a plugin failed to
+        load (exit 78); each failed plugin was already reported by the
+        plugin loader's log.
+    """
     path = config_path(args.config)
-    loaded = load(path)
-    for failure in loaded.registry.failures:
-        print(f"notifier: warning: {failure}", file=sys.stderr)
+    loaded = load_reserved(path)
+    failed = len(loaded.registry.failures)
+    if failed:
+        msg = (
+            f"{_plural(failed, 'plugin')} failed to load (reported above), so the "
+            "check types it provides are missing; fix or remove it, or name it in "
+            f"${DISABLE_ENV}"
+        )
+        raise ConfigError.single(path, "", None, msg)
     count = len(loaded.config.checks)
-    print(f"{path}: OK ({count} check{'s' if count != 1 else ''})")
+    print(f"{path}: OK ({_plural(count, 'check')})")
     return EX_OK
 
 
 def run_show(args: argparse.Namespace) -> int:
     """Print the configuration in force, with defaults filled in."""
-    loaded = load(config_path(args.config))
+    loaded = load_reserved(config_path(args.config))
     sys.stdout.write(render_config(loaded.config, loaded.registry.check_type_map()))
     return EX_OK
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -20,6 +20,7 @@ from typing import Any, Final
 import tomli_w
 
 from notifier.cli import add_config_argument
+from notifier.cli.output import reserved_stdout
 from notifier.config import COMMON_OPTIONS, parse_notifier_table, read_toml
 from notifier.errors import EX_OK
 from notifier.loader import config_path
@@ -52,12 +53,13 @@ def register(subparsers: Any) -> None:
 
 
 def run_plugins(args: argparse.Namespace) -> int:
-    """List the check types; failed plugins go to stderr, the status stays 0.
+    """List the check types; the status stays 0 when plugins failed to load
+    (the loader's log reports each on stderr).
 
     A duplicate check type name raises PluginError (exit 78).
     """
     plugin_dirs = _plugin_dirs(config_path(args.config))
-    with _plugin_log_on_stderr():
+    with _plugin_trace_on_stderr(), reserved_stdout():
         registry = build_registry(plugin_dirs)
 
     sys.stdout.write(render_types(registry))
@@ -68,10 +70,6 @@ def run_plugins(args: argparse.Namespace) -> int:
     if registry.disabled:
         disabled = ", ".join(registry.disabled)
         print(f"notifier: disabled by ${DISABLE_ENV}: {disabled}", file=sys.stderr)
-    if registry.failures:
-        print("failed to load:", file=sys.stderr)
-        for failure in registry.failures:
-            print(f"  {failure}", file=sys.stderr)
     return EX_OK
 
 
@@ -93,23 +91,23 @@ def _plugin_dirs(path: Path) -> tuple[Path, ...]:
 
 
 @contextlib.contextmanager
-def _plugin_log_on_stderr() -> Iterator[None]:
-    """Show the plugin loader's warnings, and its trace when asked, on stderr.
+def _plugin_trace_on_stderr() -> Iterator[None]:
+    """Show the plugin loader's hook call trace on stderr when
+    ``$NOTIFIER_TRACE_PLUGINS`` asks for it.
 
-    A one-shot command has no logging set up. ERROR records are left out: they
-    are the failures this command prints itself, and would show twice. When
-    logging is already set up, it is left alone.
+    Warnings and errors (a plugin that failed to load) reach stderr through
+    the logging every one-shot command has; this adds the DEBUG records below
+    them.
     """
-    logger = logging.getLogger("notifier.plugins")
-    if logger.hasHandlers():
+    if not tracing_requested():
         yield
         return
-    level = logging.DEBUG if tracing_requested() else logging.WARNING
+    logger = logging.getLogger("notifier.plugins")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("notifier: %(message)s"))
-    handler.addFilter(lambda record: record.levelno < logging.ERROR)
+    handler.addFilter(lambda record: record.levelno < logging.WARNING)
     previous_level = logger.level
-    logger.setLevel(level)
+    logger.setLevel(logging.DEBUG)
     logger.addHandler(handler)
     try:
         yield
