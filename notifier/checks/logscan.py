@@ -27,6 +27,7 @@ from notifier import hookimpl
 from notifier.checks.base import (
     CheckContext,
     CheckType,
+    OptionProblem,
     Result,
     Status,
     threshold_status,
@@ -34,7 +35,7 @@ from notifier.checks.base import (
 )
 from notifier.errors import ConfigError
 from notifier.logmatch import LineScanner, Scanned, format_evidence
-from notifier.logrules import Rules, RulesError, printable
+from notifier.logrules import Rules, RulesError, check_encoding, printable
 from notifier.options import Option
 from notifier.tail import PollReport, Segment, Tailer
 from notifier.units import format_size
@@ -344,6 +345,25 @@ def _scan_with(
     return scan
 
 
+def validate_options(options: Mapping[str, Any]) -> list[OptionProblem]:
+    """Return the problems ``notifier config check`` reports for a logscan
+    entry beyond each option's kind: an encoding the scanner cannot read
+    (unknown to Python, or one such as UTF-16 that does not write a line
+    feed as one byte)."""
+    encoding = str(options.get("encoding") or "utf-8")
+    try:
+        check_encoding(encoding)
+    except ValueError as exc:
+        # A NUL in the name is refused by codecs itself, with a ValueError.
+        reason = (
+            str(exc)
+            if isinstance(exc, RulesError)
+            else f"{encoding!r} is not an encoding Python knows"
+        )
+        return [("encoding", reason, "for example 'utf-8' or 'latin-1'")]
+    return []
+
+
 @hookimpl
 def notifier_check_types() -> list[CheckType]:
     """Provide the ``logscan`` check type."""
@@ -353,5 +373,6 @@ def notifier_check_types() -> list[CheckType]:
             create=LogscanCheck,
             options=OPTIONS,
             summary="Alert on new lines in log files that match a pattern.",
+            validate=validate_options,
         )
     ]
