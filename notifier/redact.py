@@ -7,6 +7,16 @@ patterns. They are joined into one regular expression, so text is scanned
 once; large data is first searched for the few words every built-in shape
 contains, and only the lines holding one get the full scan.
 
+Command lines (the top processes a cpu or memory check reports) carry
+secrets as options: ``--password hunter2``, ``--api-key K`` and
+``keytool -storepass x`` mask the word after the option, unless the option
+names where a secret is (``--password-file``, ``--password-stdin``).
+``-pSECRET`` is masked only after a word naming a MySQL or MariaDB program
+(``mysql``, ``mysqldump``, ``mariadb-dump``, ``mariabackup``): those take a
+password glued to ``-p``, where other programs mean a port, a path or a
+profile. A passphrase is several words: after ``passphrase:`` the rest of
+the line, or up to a quote, is masked. Masking text twice changes nothing.
+
 A user pattern masks its whole match, or only its first group when it has
 groups: ``secret_id=(\\w+)`` keeps ``secret_id=`` and masks the word after it.
 A pattern with named groups, numbered back-references or global inline flags
@@ -18,6 +28,7 @@ so a pattern that spans lines may miss across a seam.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,8 +47,9 @@ _KEYWORDS: Final = (
     r"|access[_-]?key|private[_-]?key|credentials?"
 )
 _KEY: Final = (
-    r"(?<![A-Za-z0-9_.\-])"
-    rf"(?ai:[A-Za-z0-9_.\-]*?(?:{_KEYWORDS})(?:[_\-][A-Za-z0-9]+)*)(?![A-Za-z0-9])"
+    r"(?<![A-Za-z0-9_.\-])(?ai:[A-Za-z0-9_.\-]*?"
+    rf"(?:(?P<phrase>pass[ _\-]?phrase)|{_KEYWORDS})(?:[_\-][A-Za-z0-9]+)*)"
+    r"(?![A-Za-z0-9])"
 )
 
 # A value in double quotes, single quotes, or double quotes escaped inside a
@@ -48,6 +60,18 @@ _QUOTED: Final = (
     r"|\\\"(?P<v2>(?:[^\"\\\r\n]|\\[^\"\r\n])*)\\\""
 )
 _SEPARATOR: Final = r"\\?[\"']?[ \t]*[:=][ \t]*"
+# Not a secret: a value already masked (masking twice changes nothing).
+_NOT_MASKED: Final = r"(?!\[masked\])"
+# An option such as --password-file names where a secret is, not the secret.
+_WHERE_NOT_WHAT: Final = "".join(
+    rf"(?<![_\-]{word})"
+    for word in ("file", "fd", "stdin", "env", "path", "prompt", "cmd", "command")
+)
+_OPTION: Final = (
+    r"(?<![A-Za-z0-9_.\-])--?"
+    rf"(?ai:[A-Za-z0-9_\-]*?(?:{_KEYWORDS})(?:[_\-][A-Za-z0-9]+)*)"
+    rf"{_WHERE_NOT_WHAT}"
+)
 
 # Each shape keeps everything but its v... groups, so a line stays readable.
 _BUILTIN_SHAPES: Final = (
@@ -58,16 +82,31 @@ _BUILTIN_SHAPES: Final = (
     r"(?ai:\bbearer)[ \t]+(?P<v0>[A-Za-z0-9\-._~+/]+=*)",
     # scheme://user:secret@host
     r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@\"']*:(?P<v0>[^\s/@\"']+)@",
-    # password=x   "api_key": "x"   DB_PASSWORD: x   token = 'x'
-    rf"{_KEY}{_SEPARATOR}(?:{_QUOTED}|(?P<v3>[^\s\"'\\,;&}}\]]+))",
+    # --password hunter2   --api-key 'k'   keytool -storepass changeit
+    rf"{_OPTION}[ \t]+(?:{_QUOTED}|{_NOT_MASKED}(?P<v3>[^\s\"'\\\-][^\s\"'\\]*))",
+    # password=x   "api_key": "x"   DB_PASSWORD: x   token = 'x'; a
+    # passphrase is several words: up to the end of the line or a quote
+    rf"{_KEY}{_SEPARATOR}(?:{_QUOTED}|{_NOT_MASKED}(?(phrase)"
+    r"(?P<v4>[^\s\"'\\](?:[^\r\n\"'\\]*[^\s\"'\\])?)"
+    r"|(?P<v3>[^\s\"'\\,;&}\]]+)))",
 )
 
 # Every built-in shape contains one of these (in ASCII lower case); a line
 # without any of them needs only the user's patterns.
 _TRIGGERS: Final = re.compile(
     rb"authorization|cookie|bearer|://|pass|pwd|key|token|secret|credential"
+    rb"|mysql|maria"
 )
-_GROUP_NAME: Final = re.compile(r"\(\?P<(v\d+)>")
+# mysql -uroot -pS3cret db   mariadb-dump -p'x y': a -p word masks what is
+# glued to it when a MySQL or MariaDB name came before it on the line. One
+# pass over these tokens keeps that linear on any line.
+_GLUED_P: Final = re.compile(
+    r"(?P<program>(?ai:mysql|maria))|(?P<eol>\n)"
+    rf"|(?<!\S)-p(?:{_QUOTED}|{_NOT_MASKED}(?P<v3>[^\s\"']+))"
+)
+_GLUED_P_GROUPS: Final = ("v0", "v1", "v2", "v3")
+_GROUP_NAME: Final = re.compile(r"\(\?P<(\w+)>|\(\?\((\w+)\)")
+_VALUE_GROUP: Final = re.compile(r"v\d+")
 _UNCOMBINABLE: Final = re.compile(r"\(\?P|\\[1-9]|^\(\?[aiLmsux]+\)")
 
 
@@ -88,24 +127,25 @@ class _Combined:
     pattern: re.Pattern[str]
     shapes: dict[str, _Shape]
 
-    def redact(self, text: str) -> tuple[str, int]:
-        """Mask every match in ``text``; return the text and the count."""
-        count = 0
+    def redact(self, text: str) -> tuple[str, list[str]]:
+        """Mask every match in ``text``; return the text and the values masked."""
+        found: list[str] = []
 
         def replace(match: re.Match[str]) -> str:
-            nonlocal count
             shape = self.shapes.get(match.lastgroup or "")
-            masked = _mask_groups(match, shape.value_groups if shape else ())
-            count += masked is not None
-            return match[0] if masked is None else masked
+            return _mask_groups(match, shape.value_groups if shape else (), found)
 
-        return self.pattern.sub(replace, text), count
+        return self.pattern.sub(replace, text), found
 
 
 class Redactor:
     """Masks secrets in text: the built-in shapes and the user's patterns.
 
-    An instance holds no state between calls; threads may share one.
+    An instance holds no state between calls; threads may share one. The
+    ``redact`` methods count every place a secret was masked; the
+    ``..._distinct`` ones return a fingerprint per different value instead,
+    so a caller masking several texts can say how many secrets there were
+    without keeping them.
 
     :param extra_patterns: the user's regexes (``[mail] redact``); each masks
         its whole match, or its group 1 when it has groups.
@@ -120,8 +160,12 @@ class Redactor:
 
         for index, shape in enumerate(_BUILTIN_SHAPES):
             prefix = f"b{index}_"
-            renamed = _GROUP_NAME.sub(rf"(?P<{prefix}\1>", shape)
-            names = tuple(f"{prefix}{name}" for name in _GROUP_NAME.findall(shape))
+            renamed = _GROUP_NAME.sub(functools.partial(_rename_group, prefix), shape)
+            names = tuple(
+                f"{prefix}{name}"
+                for name, _ in _GROUP_NAME.findall(shape)
+                if _VALUE_GROUP.fullmatch(name)
+            )
             builtins.append((f"b{index}", renamed, names))
 
         for index, pattern in enumerate(extra_patterns):
@@ -138,15 +182,21 @@ class Redactor:
         """Return ``text`` with every secret masked, and how many were masked.
 
         :param text: any text.
-        :returns: the masked text and the number of values masked.
+        :returns: the masked text and the number of places masked (one value
+            found twice counts twice).
         """
-        # Limitation: a secret split over two lines (a folded header, a
-        # wrapped JSON document) is not recognised; every shape is one line.
-        text, count = self._everything.redact(text)
-        for pattern in self._separate:
-            text, found = _redact_alone(pattern, text)
-            count += found
-        return text, count
+        masked, found = self._redact(text)
+        return masked, len(found)
+
+    def redact_distinct(self, text: str) -> tuple[str, frozenset[str]]:
+        """Return ``text`` with every secret masked, and what was masked.
+
+        :param text: any text.
+        :returns: the masked text and a fingerprint (a short hash, not the
+            secret) of each different value masked.
+        """
+        masked, found = self._redact(text)
+        return masked, _fingerprints(found)
 
     def redact_bytes(self, data: bytes) -> tuple[bytes, int]:
         """Return ``data`` with every secret masked, and how many were masked.
@@ -157,24 +207,50 @@ class Redactor:
         in memory.
 
         :param data: the content of a log file (or its tail).
-        :returns: the masked bytes and the number of values masked.
+        :returns: the masked bytes and the number of places masked.
         """
+        masked, found = self._redact_bytes(data)
+        return masked, len(found)
+
+    def redact_bytes_distinct(self, data: bytes) -> tuple[bytes, frozenset[str]]:
+        """Like :meth:`redact_bytes`, with a fingerprint per different value.
+
+        :param data: the content of a log file (or its tail).
+        :returns: the masked bytes and the fingerprints of the values masked.
+        """
+        masked, found = self._redact_bytes(data)
+        return masked, _fingerprints(found)
+
+    def _redact(self, text: str) -> tuple[str, list[str]]:
+        """Mask ``text`` with every shape; return it and the values masked."""
+        # Limitation: a secret split over two lines (a folded header, a
+        # wrapped JSON document) is not recognised; every shape is one line.
+        found: list[str] = []
+
+        # Glued passwords go first: ``-pSECRET db`` must not read as an
+        # option named like a secret (``-p...secret``) followed by its value.
+        text = _mask_glued_passwords(text, found)
+        text, by_shapes = self._everything.redact(text)
+        found += by_shapes
+        for pattern in self._separate:
+            text = _redact_alone(pattern, text, found)
+        return text, found
+
+    def _redact_bytes(self, data: bytes) -> tuple[bytes, list[str]]:
+        """Mask ``data`` chunk by chunk; return it and the values masked."""
         pieces: list[bytes] = []
-        count = 0
+        found: list[str] = []
         start = 0
         while start < len(data):
             end = _chunk_end(data, start)
-            masked, found = self._redact_chunk(data[start:end])
-            pieces.append(masked)
-            count += found
+            pieces.append(self._redact_chunk(data[start:end], found))
             start = end
-        return b"".join(pieces), count
+        return b"".join(pieces), found
 
-    def _redact_chunk(self, data: bytes) -> tuple[bytes, int]:
+    def _redact_chunk(self, data: bytes, found: list[str]) -> bytes:
         """Mask one chunk: full scan on lines with a trigger word, else users'."""
         lowered = data.lower()
         pieces: list[str] = []
-        count = 0
         position = 0
         while position < len(data):
             hit = _TRIGGERS.search(lowered, position)
@@ -183,30 +259,34 @@ class Redactor:
             )
             if line_start > position:
                 plain = data[position:line_start].decode("utf-8", "surrogateescape")
-                masked, found = self._redact_users(plain)
-                pieces.append(masked)
-                count += found
+                pieces.append(self._redact_users(plain, found))
             if hit is None:
                 break
 
             line_end = data.find(b"\n", hit.end())
             line_end = len(data) if line_end < 0 else line_end + 1
             line = data[line_start:line_end].decode("utf-8", "surrogateescape")
-            masked, found = self.redact(line)
+            masked, on_line = self._redact(line)
             pieces.append(masked)
-            count += found
+            found += on_line
             position = line_end
-        return "".join(pieces).encode("utf-8", "surrogateescape"), count
+        return "".join(pieces).encode("utf-8", "surrogateescape")
 
-    def _redact_users(self, text: str) -> tuple[str, int]:
+    def _redact_users(self, text: str, found: list[str]) -> str:
         """Mask only the user's patterns (text known to hold no built-in shape)."""
-        count = 0
         if self._users_only is not None:
-            text, count = self._users_only.redact(text)
+            text, by_users = self._users_only.redact(text)
+            found += by_users
         for pattern in self._separate:
-            text, found = _redact_alone(pattern, text)
-            count += found
-        return text, count
+            text = _redact_alone(pattern, text, found)
+        return text
+
+
+def _rename_group(prefix: str, match: re.Match[str]) -> str:
+    """Return a group definition or reference with ``prefix`` on its name."""
+    if match[1] is not None:
+        return f"(?P<{prefix}{match[1]}>"
+    return f"(?({prefix}{match[2]})"
 
 
 def _combine(
@@ -229,34 +309,63 @@ def _combine(
     return _Combined(pattern, shapes)
 
 
-def _mask_groups(match: re.Match[str], groups: tuple[str | int, ...]) -> str | None:
-    """Return the match with its secret masked, or ``None`` if it holds none.
+def _mask_groups(
+    match: re.Match[str], groups: tuple[str | int, ...], found: list[str]
+) -> str:
+    """Return the match with its secret masked, adding the secret to ``found``.
 
-    An empty match or an empty secret is not a secret and is not counted.
+    An empty match, an empty secret or one already masked is not a secret:
+    the match comes back unchanged and nothing is added.
     """
+    whole = match[0]
     if not groups:
-        return MASK if match[0] else None
+        if not whole or whole == MASK:
+            return whole
+        found.append(whole)
+        return MASK
     for group in groups:
-        if match[group]:
+        secret = match[group]
+        if secret and secret != MASK:
             start, end = match.span(group)
             offset = match.start()
-            whole = match[0]
+            found.append(secret)
             return whole[: start - offset] + MASK + whole[end - offset :]
-    return None
+    return whole
 
 
-def _redact_alone(pattern: re.Pattern[str], text: str) -> tuple[str, int]:
+def _redact_alone(pattern: re.Pattern[str], text: str, found: list[str]) -> str:
     """Mask the matches of one user pattern that cannot join the alternation."""
-    count = 0
     groups: tuple[str | int, ...] = (1,) if pattern.groups else ()
+    return pattern.sub(lambda match: _mask_groups(match, groups, found), text)
+
+
+def _mask_glued_passwords(text: str, found: list[str]) -> str:
+    """Mask ``-pSECRET`` after a MySQL or MariaDB program on the same line."""
+    lowered = text.lower()
+    if "mysql" not in lowered and "maria" not in lowered:
+        return text
+    program_seen = False
 
     def replace(match: re.Match[str]) -> str:
-        nonlocal count
-        masked = _mask_groups(match, groups)
-        count += masked is not None
-        return match[0] if masked is None else masked
+        nonlocal program_seen
+        if match["program"] or match["eol"]:
+            program_seen = bool(match["program"])
+            return match[0]
+        if not program_seen:
+            return match[0]
+        return _mask_groups(match, _GLUED_P_GROUPS, found)
 
-    return pattern.sub(replace, text), count
+    return _GLUED_P.sub(replace, text)
+
+
+def _fingerprints(values: list[str]) -> frozenset[str]:
+    """Return a short hash of each different value (the values stay unknown)."""
+    return frozenset(
+        hashlib.blake2b(
+            value.encode("utf-8", "surrogateescape"), digest_size=12
+        ).hexdigest()
+        for value in set(values)
+    )
 
 
 def _chunk_end(data: bytes, start: int) -> int:

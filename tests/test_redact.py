@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from notifier.redact import MASK, Redactor, redactor_for
 
@@ -32,6 +34,16 @@ SECRET_LINES = [
     ("postgres://admin:pa55word@db.internal:5432/app", "pa55word"),
     ("redis://:r3d1s@cache:6379/0", "r3d1s"),
     ("Set-Cookie: session=0a1b2c3d; Path=/; HttpOnly", "0a1b2c3d"),
+    # Command lines, as the cpu and memory checks show the top processes.
+    ("1234 mysqld 45% /usr/sbin/mysqld --password hunter2 --user x", "hunter2"),
+    ("app --password=hunter2 -v", "hunter2"),
+    ("mysql -uroot -pS3cretPw shop", "S3cretPw"),
+    ("/usr/bin/mysqldump --single-transaction -h db -p'x y' shop", "x y"),
+    ("mariadb-dump -u backup -pm4ria --all-databases", "m4ria"),
+    ("curl -s --token tk-881 https://127.0.0.1/", "tk-881"),
+    ("sync --api-key AK-77z --verbose", "AK-77z"),
+    ("keytool -list -storepass changeit -keystore ks.p12", "changeit"),
+    ('gpg --batch --passphrase "two words" -d f.gpg', "two words"),
 ]
 
 
@@ -41,6 +53,45 @@ def test_redactor_masks_every_builtin_secret_shape(line, secret):
 
     assert secret not in masked
     assert MASK in masked
+    assert count == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("passphrase: correct horse battery staple", f"passphrase: {MASK}"),
+        ("GPG_PASSPHRASE=correct horse, user=bob", f"GPG_PASSPHRASE={MASK}"),
+        ("msg='pass phrase: correct horse' id=4", f"msg='pass phrase: {MASK}' id=4"),
+        ('{"passphrase": "correct horse"}', f'{{"passphrase": "{MASK}"}}'),
+    ],
+)
+def test_a_passphrase_is_masked_to_the_end_of_the_line_or_the_quote(line, expected):
+    assert Redactor().redact(line) == (expected, 1)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "tar -pxf backup.tar",
+        "ssh -p2222 deploy@127.0.0.1",
+        "ls -pla /var/lib/mysql-files",
+        "mkdir -pv /srv/mysql",
+        "mysql -h db -P 3306 -p",
+        "docker login --password-stdin registry.example",
+        "vault --token-file /run/vault-token status",
+        "app --password-file /etc/app/password --user bob",
+    ],
+)
+def test_p_flags_and_options_naming_where_a_secret_is_are_left_alone(line):
+    assert Redactor().redact(line) == (line, 0)
+
+
+def test_glued_p_is_a_password_only_after_a_mysql_program_on_that_line():
+    text = "ls -pfoo\nmysql -uroot -pbar shop\nrsync -pbaz a b"
+
+    masked, count = Redactor().redact(text)
+
+    assert masked == f"ls -pfoo\nmysql -uroot -p{MASK} shop\nrsync -pbaz a b"
     assert count == 1
 
 
@@ -158,3 +209,92 @@ def test_redact_bytes_applies_user_patterns_on_lines_without_builtin_words():
 def test_redactor_for_reuses_one_redactor_per_pattern_set():
     assert redactor_for((r"a(\d)",)) is redactor_for((r"a(\d)",))
     assert redactor_for(()) is not redactor_for((r"a(\d)",))
+
+
+def test_redact_distinct_gives_one_fingerprint_per_different_value():
+    redactor = Redactor()
+    text = "password=hunter2 again password=hunter2 token=other"
+
+    masked, fingerprints = redactor.redact_distinct(text)
+    _, in_bytes = redactor.redact_bytes_distinct(text.encode())
+
+    assert masked.count(MASK) == 3
+    assert len(fingerprints) == 2
+    assert in_bytes == fingerprints
+    assert redactor.redact_distinct("password=hunter2")[1] < fingerprints
+    assert not any("hunter2" in item or "other" in item for item in fingerprints)
+
+
+# Pieces log lines are made of, secrets and near-misses among them.
+LOG_PIECES = st.sampled_from(
+    [
+        "password",
+        "passphrase",
+        "token",
+        "api_key",
+        "--password",
+        "--token",
+        "-p",
+        "mysql",
+        "mariadb",
+        "Authorization",
+        "Bearer",
+        "https://u:",
+        "@host",
+        "=",
+        ": ",
+        " ",
+        " ",
+        '"',
+        "'",
+        '\\"',
+        ",",
+        "\n",
+        MASK,
+        "[masked",
+        "hunter2",
+        "two words",
+    ]
+)
+
+
+@given(st.lists(LOG_PIECES | st.text(max_size=6), max_size=30).map("".join))
+@settings(max_examples=400, deadline=None)
+def test_masking_twice_changes_nothing(text):
+    redactor = Redactor([r"ACCT-(\d+)"])
+    once, _ = redactor.redact(text)
+
+    assert redactor.redact(once) == (once, 0)
+
+
+SECRET_VALUES = st.text(
+    alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd")),
+    min_size=6,
+    max_size=20,
+).map(lambda value: f"Zq{value}")
+
+
+@given(
+    secret=SECRET_VALUES,
+    template=st.sampled_from(
+        [
+            "{program} --password {secret} --user app",
+            "{program} --password={secret} --user app",
+            "{program} -h db -u root -p{secret} shop",
+            "{program} --api-key {secret}",
+            "{program} --token {secret} -v",
+            "{program} --passphrase '{secret} and more words'",
+            "passphrase: {secret} and more words",
+        ]
+    ),
+    program=st.sampled_from(["mysql", "/usr/bin/mysqldump", "mariadb", "mysqladmin"]),
+)
+@settings(max_examples=200, deadline=None)
+def test_command_line_secrets_never_survive(secret, template, program):
+    line = "4242 45.0% " + template.format(program=program, secret=secret)
+
+    masked, count = Redactor().redact(line)
+
+    assert secret not in masked
+    assert "more words" not in masked
+    assert count == 1
