@@ -129,6 +129,8 @@ def test_bad_run_after_a_far_run_samples_afresh_and_lists_only_current_burners(
 
 def test_bad_runs_keep_sampling_so_the_next_one_ranks_since_the_last(burner):
     processes = BusiestProcesses(20, warning=2.0, critical=4.0)
+    burned = cpu_seconds(burner.pid)
+    wait_until(lambda: cpu_seconds(burner.pid) >= burned + 0.1, "burner to burn")
 
     first = processes.evidence(Status.WARNING, 2.5)
     burst = start_burst()
