@@ -78,6 +78,15 @@ class ServerUnavailable(DeliveryError):
     exit_code = EX_UNAVAILABLE
 
 
+class LoginDeferred(ServerUnavailable):
+    """The server could not check the login right now (a 4xx reply to AUTH,
+    such as ``454 4.7.0``): the transport backs off and tries again; the
+    password is not known to be wrong."""
+
+    kind = FailureKind.TRANSIENT
+    exit_code = EX_TEMPFAIL
+
+
 class AuthRefused(DeliveryError):
     """The server refused the login; one attempt per backoff step, not per
     message."""

@@ -10,7 +10,9 @@ certificates from a trustme CA. It can speak:
 
 AUTH PLAIN and LOGIN are offered (over TLS only, unless ``auth_in_clear``) and
 judged by a :class:`ScriptedAuthenticator` that refuses the first N attempts
-and then accepts the right username and password. The server records every
+and then accepts the right username and password (the refusal reply is
+scriptable too: ``454 4.7.0`` for a server that cannot check logins right
+now). The server records every
 message (:attr:`SmtpServer.messages`), every login attempt
 (:attr:`SmtpServer.logins`) and every connection
 (:attr:`SmtpServer.connections`), and can be told to refuse a recipient
@@ -22,7 +24,9 @@ Fixtures (made available to every test by ``tests/conftest.py``):
 - ``tls_ca``: a trustme CA for the whole session;
 - ``ca_file``: that CA's certificate as a PEM file, for ``[smtp] ca_file``;
 - ``smtp_server``: a factory, ``smtp_server(tls="implicit", ...)``, returning
-  a started :class:`SmtpServer` that is stopped when the test ends.
+  a started :class:`SmtpServer` that is stopped when the test ends;
+- ``hanging_server``: a factory of :class:`HangingServer` s, which accept a
+  connection and never say a word (a mail server that hangs).
 
 Example::
 
@@ -38,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import hmac
 import logging
 import socket
 import ssl
@@ -73,6 +78,15 @@ class LoginAttempt:
 
 
 @dataclass(frozen=True)
+class CramMd5Response:
+    """What a client answered to a CRAM-MD5 challenge."""
+
+    login: bytes
+    digest: str
+    nonce: bytes
+
+
+@dataclass(frozen=True)
 class ReceivedMessage:
     """One message the server accepted (replied 250 to its DATA)."""
 
@@ -100,6 +114,8 @@ class ScriptedAuthenticator:
         self.username = username
         self.password = password
         self.refuse = refuse
+        self.refusal_reply: str | None = None
+        """The reply to a refused attempt; ``None``: aiosmtpd's usual 535."""
         self.attempts: list[LoginAttempt] = []
 
     def __call__(
@@ -114,14 +130,22 @@ class ScriptedAuthenticator:
         if isinstance(auth_data, LoginPassword):
             login = auth_data.login.decode("utf-8", "replace")
             password = auth_data.password.decode("utf-8", "replace")
+        elif isinstance(auth_data, CramMd5Response):
+            login = auth_data.login.decode("utf-8", "replace")
+            expected = hmac.new(self.password.encode(), auth_data.nonce, "md5")
+            # Only a digest of the right password matches; record it as such.
+            if hmac.compare_digest(auth_data.digest, expected.hexdigest()):
+                password = self.password
         accepted = (
             self.refuse <= 0 and login == self.username and password == self.password
         )
         if self.refuse > 0:
             self.refuse -= 1
         self.attempts.append(LoginAttempt(mechanism, login, password, accepted))
-        # handled=False: let aiosmtpd send its usual 535 reply on refusal.
-        return AuthResult(success=accepted, handled=False)
+        # handled=False: let aiosmtpd send the reply (its usual 535 unless
+        # one was scripted).
+        reply = None if accepted else self.refusal_reply
+        return AuthResult(success=accepted, handled=False, message=reply)
 
 
 @dataclass
@@ -185,6 +209,16 @@ class _CountingSMTP(SMTP):
         super().__init__(*args, **kwargs)
         self._owner = owner
 
+    async def auth_CRAM__MD5(self, server: SMTP, args: list[str]) -> AuthResult:
+        # aiosmtpd has no CRAM-MD5 of its own; the name maps to "CRAM-MD5".
+        nonce = b"<1896.697170952@mail.example.test>"
+        answer = await self.challenge_auth(nonce)
+        if not isinstance(answer, bytes):
+            return AuthResult(success=False, handled=True)
+        login, _, digest = answer.rpartition(b" ")
+        response = CramMd5Response(login, digest.decode("ascii", "replace"), nonce)
+        return self._authenticate("CRAM-MD5", response)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
         if first:
@@ -207,6 +241,8 @@ class SmtpServer:
     :param refuse_logins: how many login attempts to refuse before accepting.
     :param auth_in_clear: offer AUTH without TLS too (a badly set-up server).
     :param data_size_limit: the SIZE the server advertises and enforces.
+    :param auth_exclude: AUTH mechanisms not to offer; CRAM-MD5 by default
+        (``("PLAIN", "LOGIN")`` leaves CRAM-MD5 only).
     """
 
     def __init__(
@@ -220,6 +256,7 @@ class SmtpServer:
         password: str = PASSWORD,
         auth_in_clear: bool = False,
         data_size_limit: int = 10 * 1024 * 1024,
+        auth_exclude: tuple[str, ...] = ("CRAM-MD5",),
     ) -> None:
         if tls != "none" and cert is None:
             msg = "a TLS server needs a certificate"
@@ -233,6 +270,7 @@ class SmtpServer:
         self._cert = cert
         self._auth_in_clear = auth_in_clear
         self._data_size_limit = data_size_limit
+        self._auth_exclude = auth_exclude
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
@@ -262,6 +300,7 @@ class SmtpServer:
             authenticator=self.authenticator,
             auth_require_tls=not self._auth_in_clear,
             data_size_limit=self._data_size_limit,
+            auth_exclude_mechanism=list(self._auth_exclude),
             loop=self._loop,
         )
 
@@ -332,6 +371,63 @@ class SmtpServer:
         self.stop()
 
 
+class HangingServer:
+    """Accepts connections on 127.0.0.1 and never answers: a hung mail server.
+
+    Connections are held until :meth:`release` (or the end of the test)
+    closes them; the client then sees the connection closed.
+
+    :param on_accept: called in the server's thread right after each
+        connection is accepted (a test advances its clock there).
+    :param hold: keep connections open until released; ``False`` closes each
+        right after ``on_accept``, a server that hangs up without a word.
+    """
+
+    def __init__(
+        self, on_accept: Callable[[], None] | None = None, hold: bool = True
+    ) -> None:
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(8)
+        self.host = "127.0.0.1"
+        self.port: int = self._listener.getsockname()[1]
+        self.accepted = threading.Event()
+        self.connections = 0
+        self._on_accept = on_accept
+        self._hold = hold
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(
+            target=self._serve, name="hanging-server", daemon=True
+        )
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return  # the listener was closed
+            self.connections += 1
+            if self._on_accept is not None:
+                self._on_accept()
+            if self._hold:
+                self._held.append(connection)
+            else:
+                connection.close()
+            self.accepted.set()
+
+    def release(self) -> None:
+        """Close every connection held so far."""
+        while self._held:
+            self._held.pop().close()
+
+    def stop(self) -> None:
+        """Stop accepting and close everything."""
+        self._listener.close()
+        self._thread.join(10)
+        self.release()
+
+
 def reserve_port() -> socket.socket:
     """Return a socket bound to a free 127.0.0.1 port but not listening.
 
@@ -379,6 +475,21 @@ def smtp_server(
     def make(**kwargs: Any) -> SmtpServer:
         kwargs.setdefault("cert", server_cert)
         server = SmtpServer(**kwargs).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def hanging_server() -> Iterator[Callable[..., HangingServer]]:
+    """Factory of :class:`HangingServer` s, all stopped after the test."""
+    started: list[HangingServer] = []
+
+    def make(**kwargs: Any) -> HangingServer:
+        server = HangingServer(**kwargs)
         started.append(server)
         return server
 

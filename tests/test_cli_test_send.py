@@ -227,3 +227,71 @@ def test_file_transport_writes_the_message(tmp_path):
     assert f"transport file {folder}" in result.stdout
     [written] = folder.glob("*.eml")
     assert b"test message" in written.read_bytes()
+
+
+# Found by the audit -----------------------------------------------------
+
+
+def test_non_ascii_hostname_sends(smtp_server, ca_file, tmp_path):
+    server = smtp_server(tls="implicit")
+    path = write_config(
+        tmp_path,
+        notifier={"hostname": "hôst-ü.example"},
+        smtp=smtp_table(server, ca_file, tmp_path),
+        mail={"to": ["ops@example.test"]},
+    )
+
+    result = test_send(path)
+
+    assert result.returncode == 0, result.stderr
+    [received] = server.messages
+    assert received.helo == "hôst-ü.example".encode("idna").decode("ascii")
+    assert "hôst-ü.example" in received.message()["Subject"]
+
+
+def test_non_ascii_password_logs_in(smtp_server, ca_file, tmp_path):
+    password = "pässwörd"  # noqa: S105 - the test server's
+    server = smtp_server(tls="implicit", password=password)
+    path = config_for(server, ca_file, tmp_path)
+    password_file(tmp_path, text=password)
+
+    result = test_send(path, "--debug")
+
+    assert result.returncode == 0, result.stderr
+    assert server.logins[-1].accepted
+    output = result.stdout + result.stderr
+    assert password not in output
+    assert "ä" not in output
+
+
+def test_login_the_server_cannot_check_now_exits_75(smtp_server, ca_file, tmp_path):
+    server = smtp_server(tls="implicit", refuse_logins=1)
+    server.authenticator.refusal_reply = "454 4.7.0 Temporary authentication failure"
+
+    result = test_send(config_for(server, ca_file, tmp_path))
+
+    assert result.returncode == 75
+    assert "the server could not check the login right now" in result.stderr
+    assert "454 4.7.0 Temporary authentication failure" in result.stderr
+    assert "check username and password_file" not in result.stderr
+    assert "login refused" not in result.stderr
+
+
+@pytest.mark.parametrize("problem", ["missing", "a folder"])
+def test_attachment_that_cannot_be_read_is_a_usage_error(
+    smtp_server, ca_file, tmp_path, problem
+):
+    server = smtp_server(tls="implicit")
+    attach = tmp_path / "missing.log"
+    if problem == "a folder":
+        attach = tmp_path / "logs"
+        attach.mkdir()
+
+    result = test_send(config_for(server, ca_file, tmp_path), "--attach", str(attach))
+
+    assert result.returncode == 64
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"notifier: --attach {attach}: ")
+    assert "Traceback" not in result.stderr
+    assert server.connections == 0
+    assert server.messages == []

@@ -586,3 +586,73 @@ def test_port_zero_means_the_usual_port_of_the_security_mode(security, port):
     transport = SmtpTransport(SmtpSettings(security=security), "web-1")
 
     assert transport.describe() == f"smtp localhost:{port} ({security})"
+
+
+# Found by the audit -----------------------------------------------------
+
+
+def test_non_ascii_hostname_greets_with_its_idna_form(smtp_server, ca_file, tmp_path):
+    server = smtp_server(tls="implicit")
+    path = write_config(
+        tmp_path,
+        notifier={"hostname": "hôst-ü.example"},
+        smtp=smtp_table(server, ca_file, tmp_path),
+    )
+
+    outcome = send_one(transport_for(path))
+
+    assert outcome.delivered == ("ops@example.test",)
+    [received] = server.messages
+    assert received.helo == "hôst-ü.example".encode("idna").decode("ascii")
+    assert received.helo.startswith("xn--")
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
+def test_non_ascii_password_logs_in_as_utf8(smtp_server, ca_file, tmp_path, mechanism):
+    password = "pässwörd"  # noqa: S105 - the test server's
+    excluded = tuple({"PLAIN", "LOGIN", "CRAM-MD5"} - {mechanism})
+    server = smtp_server(tls="implicit", password=password, auth_exclude=excluded)
+    recorder = Recorder()
+    table = smtp_table(server, ca_file, tmp_path)
+    password_file(tmp_path, text=password)  # over the one smtp_table wrote
+    transport = transport_for(write_config(tmp_path, smtp=table), recorder)
+
+    send_one(transport)
+
+    [login] = server.logins
+    assert (login.mechanism, login.password, login.accepted) == (
+        mechanism,
+        password,
+        True,
+    )
+    assert len(server.messages) == 1
+    text = "\n".join(recorder.lines)
+    assert f"AUTH {mechanism} <credentials masked>" in text
+    for secret in (
+        password,
+        base64.b64encode(password.encode()).decode(),
+        base64.b64encode(f"\0{USERNAME}\0{password}".encode()).decode(),
+    ):
+        assert secret not in text
+
+
+def test_login_the_server_cannot_check_now_is_transient(smtp_server, ca_file, tmp_path):
+    server = smtp_server(tls="implicit", refuse_logins=1)
+    server.authenticator.refusal_reply = "454 4.7.0 Temporary authentication failure"
+    transport = transport_for(
+        write_config(tmp_path, smtp=smtp_table(server, ca_file, tmp_path))
+    )
+
+    with pytest.raises(ServerUnavailable) as caught:
+        send_one(transport)
+
+    assert caught.value.kind is FailureKind.TRANSIENT
+    assert caught.value.exit_code == 75
+    assert caught.value.code == 454
+    assert "could not check the login right now" in str(caught.value)
+    assert "454 4.7.0 Temporary authentication failure" in str(caught.value)
+    assert "password_file" not in str(caught.value)
+
+    send_one(transport)
+
+    assert len(server.messages) == 1

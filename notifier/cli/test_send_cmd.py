@@ -10,14 +10,18 @@ port and the reverse, a certificate for another name, one about to expire).
 
 Exit statuses: 0 sent; 77 login refused; 69 server unreachable, certificate
 not verified, or the message or a recipient refused; 75 refused for now
-(4xx); 78 configuration error.
+(4xx), including a login the server could not check right now; 64 an
+``--attach`` file that cannot be read (a usage error, found before anything
+is sent); 78 configuration error.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import ssl
+import stat
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -28,7 +32,7 @@ from notifier import __version__
 from notifier.cli import add_config_argument
 from notifier.compose import compose_test_message
 from notifier.config import Config
-from notifier.errors import EX_OK, EX_UNAVAILABLE, ConfigError
+from notifier.errors import EX_OK, EX_UNAVAILABLE, ConfigError, UsageError
 from notifier.loader import config_path, load
 from notifier.transport import (
     AuthRefused,
@@ -61,7 +65,8 @@ def register(subparsers: Any) -> None:
         description="Compose a test message and send it now through the "
         "configured transport (not through the outbox), printing each step and "
         "a verdict. Exit 0 sent, 77 login refused, 69 unreachable or refused, "
-        "78 configuration error.",
+        "75 refused for now, 64 an --attach file that cannot be read, 78 "
+        "configuration error.",
     )
     parser.add_argument(
         "--to",
@@ -162,15 +167,40 @@ def _recipients(config: Config, given: Sequence[str] | None) -> list[str]:
     return recipients
 
 
+def _check_readable(path: Path) -> None:
+    """Make sure ``--attach`` names a regular file this user can read.
+
+    :raises UsageError: when it does not (exit 64): a test message sent
+        without the file asked for would prove nothing.
+    """
+    try:
+        # O_NONBLOCK: a FIFO given by mistake must not hang the command.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        msg = f"--attach {path}: {exc.strerror or exc}; give a file this user can read"
+        raise UsageError(msg) from None
+    try:
+        regular = stat.S_ISREG(os.fstat(descriptor).st_mode)
+    finally:
+        os.close(descriptor)
+    if not regular:
+        msg = f"--attach {path}: not a regular file; give a log file"
+        raise UsageError(msg)
+
+
 def run(args: argparse.Namespace) -> int:
     """Send the test message now; return the exit status of the outcome.
 
     :raises ConfigError: when the configuration is wrong (exit 78).
+    :raises UsageError: when ``--attach`` names a file that cannot be read
+        (exit 64).
     """
     path = config_path(args.config)
     loaded = load(path)
     config = loaded.config
     recipients = _recipients(config, args.to)
+    if args.attach is not None:
+        _check_readable(args.attach)
     message = compose_test_message(
         config.mail,
         hostname=config.notifier.hostname,

@@ -17,6 +17,9 @@ masked: smtplib's own debug output would print the base64 credentials.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import logging
 import smtplib
 import ssl
@@ -29,13 +32,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from notifier import hookimpl
-from notifier.compose import message_size, shrink_to_fit
+from notifier.compose import ascii_domain, message_size, shrink_to_fit
 from notifier.config import Config, SmtpSettings
 from notifier.errors import ConfigError, ConfigProblem
 from notifier.secrets import Secret, password_problems, resolve_password
 from notifier.transport import (
     AuthRefused,
     DeliveryError,
+    LoginDeferred,
     MessageRefused,
     Refusal,
     SendOutcome,
@@ -118,8 +122,8 @@ class _DialogueMixin(smtplib.SMTP):
         if self._in_auth and text.startswith("send:"):
             # Every line sent during AUTH carries the credentials in base64;
             # keep only the command and mechanism name.
-            words = text.split()
-            shown = " ".join(words[1:3]).strip("'\"") if len(words) > 2 else ""
+            words = text.replace("\\r\\n", " ").split()
+            shown = " ".join(words[1:3]).strip("'\"") if len(words) > 1 else ""
             if shown.upper().startswith("AUTH"):
                 text = f"send: {shown} <credentials masked>"
             else:
@@ -139,25 +143,72 @@ class _DialogueMixin(smtplib.SMTP):
         self.greeting = message.decode("utf-8", "replace")
         return code, message
 
-    def auth(
-        self,
-        mechanism: str,
-        authobject: Callable[..., str],
-        *,
-        initial_response_ok: bool = True,
+    def authenticate(
+        self, mechanism: str, username: str, password: str
     ) -> tuple[int, bytes]:
+        """Log in with ``mechanism`` (PLAIN, LOGIN or CRAM-MD5), once.
+
+        Credentials go as UTF-8: smtplib's own ``auth`` encodes them as
+        ASCII and fails on a password like ``pässwörd``, while RFC 4616
+        (PLAIN) asks for UTF-8 and servers read LOGIN the same way.
+
+        :returns: the server's reply to a successful login.
+        :raises smtplib.SMTPAuthenticationError: with the server's reply when
+            it refuses (or when the exchange had to be cancelled).
+        """
+        initial, answer = _login_dialogue(mechanism, username, password)
+        command = mechanism if initial is None else f"{mechanism} {_utf8_b64(initial)}"
         self._in_auth = True
         try:
-            return super().auth(
-                mechanism, authobject, initial_response_ok=initial_response_ok
-            )
+            code, reply = self.docmd("AUTH", command)
+            challenges = 0
+            while code == 334:
+                challenges += 1
+                response = answer(reply, challenges)
+                if response is None:
+                    # RFC 4954: a lone "*" cancels the exchange.
+                    code, reply = self.docmd("*")
+                    break
+                code, reply = self.docmd(_utf8_b64(response))
         finally:
             self._in_auth = False
+        if code in (235, 503):  # 503: this session is logged in already
+            return code, reply
+        raise smtplib.SMTPAuthenticationError(code, reply)
 
     def data(self, msg: Any) -> tuple[int, bytes]:
         code, reply = super().data(msg)
         self.last_reply = f"{code} {reply.decode('utf-8', 'replace')}"
         return code, reply
+
+
+def _utf8_b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def _login_dialogue(
+    mechanism: str, username: str, password: str
+) -> tuple[str | None, Callable[[bytes, int], str | None]]:
+    """Return the initial response of a login and how to answer the server's
+    challenges (``None``: cancel the exchange)."""
+    if mechanism == "PLAIN":
+        return f"\0{username}\0{password}", lambda challenge, number: None
+    if mechanism == "LOGIN":
+        # The username goes with the command; the one challenge asks for
+        # the password.
+        return username, lambda challenge, number: password if number == 1 else None
+
+    def cram_md5(challenge: bytes, number: int) -> str | None:
+        if number != 1:
+            return None
+        try:
+            nonce = base64.b64decode(challenge, validate=True)
+        except binascii.Error:
+            return None
+        digest = hmac.new(password.encode("utf-8"), nonce, "md5").hexdigest()
+        return f"{username} {digest}"
+
+    return None, cram_md5
 
 
 class _PlainClient(_DialogueMixin, smtplib.SMTP):
@@ -273,17 +324,18 @@ class SmtpTransport:
 
     def _new_client(self) -> _DialogueMixin:
         settings = self.settings
+        # EHLO takes an ASCII domain; a host name like "hôst-ü.example" goes
+        # in its IDNA form (smtplib would fail to encode it otherwise).
+        ehlo_name = ascii_domain(self.hostname)
         client: _DialogueMixin
         if settings.security == "ssl":
             client = _ImplicitTlsClient(
-                local_hostname=self.hostname,
+                local_hostname=ehlo_name,
                 timeout=settings.timeout,
                 context=tls_context(settings),
             )
         else:
-            client = _PlainClient(
-                local_hostname=self.hostname, timeout=settings.timeout
-            )
+            client = _PlainClient(local_hostname=ehlo_name, timeout=settings.timeout)
         if self.observer.wants_dialogue or log.isEnabledFor(logging.DEBUG):
             client.on_dialogue = self._dialogue
             client.set_debuglevel(1)
@@ -387,22 +439,37 @@ class SmtpTransport:
         # mechanism in turn, and a refused password then costs several
         # attempts, which servers count towards locking the account.
         settings = self.settings
+        where = f"smtp {settings.host}:{self.port}"
         self.observer.logging_in(settings.username, mechanism)
-        client.user = settings.username
-        client.password = password.reveal()
-        method = getattr(client, "auth_" + mechanism.lower().replace("-", "_"))
         try:
-            code, reply = client.auth(mechanism, method, initial_response_ok=True)
+            code, reply = client.authenticate(
+                mechanism, settings.username, password.reveal()
+            )
         except smtplib.SMTPAuthenticationError as exc:
             text = reply_text(exc.smtp_error)
+            if 400 <= exc.smtp_code < 500:
+                msg = (
+                    f"{where}: the server could not check the login right now: "
+                    f"{exc.smtp_code} {text}; it will be tried again later"
+                )
+                raise LoginDeferred(msg, code=exc.smtp_code, reply=text) from None
             msg = (
-                f"smtp {settings.host}:{self.port}: login as {settings.username!r} "
-                f"refused: {exc.smtp_code} {text}; check username and "
-                "password_file"
+                f"{where}: login as {settings.username!r} refused: "
+                f"{exc.smtp_code} {text}; check username and password_file"
             )
             raise AuthRefused(msg, code=exc.smtp_code, reply=text) from None
-        finally:
-            client.password = ""
+        except (smtplib.SMTPException, OSError):
+            raise
+        except Exception as exc:
+            # Whatever else broke here may quote the credentials in its text
+            # (an encoding error names the character and its position), so
+            # only its type goes on, never its message or its chain.
+            msg = (
+                f"{where}: the login failed with an unexpected "
+                f"{type(exc).__name__}; its message is not shown, as it may "
+                "hold the password"
+            )
+            raise ServerUnavailable(msg) from None
         self.observer.logged_in(f"{code} {reply.decode('utf-8', 'replace')}")
 
 
