@@ -99,7 +99,8 @@ def check_encoding(name: str) -> str:
     """
     try:
         canonical = codecs.lookup(name).name
-    except LookupError as exc:
+    except (LookupError, ValueError) as exc:
+        # A NUL in the name is refused by codecs itself, with a ValueError.
         msg = f"{name!r} is not an encoding Python knows"
         raise RulesError(msg, "encoding", _ENCODING_HINT) from exc
     try:
@@ -514,6 +515,29 @@ def literal_finder(needles: Sequence[bytes], *, one_pass: bool = True) -> HitFin
     return find_each
 
 
+def rules_problems(
+    patterns: Sequence[str], ignore: Sequence[str], encoding: str
+) -> list[RulesError]:
+    """Return every reason why :class:`Rules` would refuse these, each naming
+    its key: no pattern, an empty pattern or ignore pattern (it would match
+    every line: almost surely a value left unfinished), an unusable encoding.
+    Patterns that do not compile are not looked at here."""
+    problems: list[RulesError] = []
+    if not patterns:
+        problems.append(RulesError("at least one pattern is needed", "pattern"))
+    for key, given in (("pattern", patterns), ("ignore", ignore)):
+        if "" in given:
+            hint = "use '^' to count every line" if key == "pattern" else "remove it"
+            problems.append(
+                RulesError("an empty pattern matches every line", key, hint)
+            )
+    try:
+        check_encoding(encoding)
+    except RulesError as exc:
+        problems.append(exc)
+    return problems
+
+
 class Rules:
     """A check's compiled patterns, ignore patterns and encoding.
 
@@ -535,14 +559,9 @@ class Rules:
         ignore: Sequence[str] = (),
         encoding: str = "utf-8",
     ) -> None:
-        if not patterns:
-            msg = "at least one pattern is needed"
-            raise RulesError(msg, "pattern")
-        for key, given in (("pattern", patterns), ("ignore", ignore)):
-            if "" in given:
-                msg = "an empty pattern matches every line"
-                hint = "use '^' to count every line" if key == "pattern" else None
-                raise RulesError(msg, key, hint or "remove it")
+        problems = rules_problems(patterns, ignore, encoding)
+        if problems:
+            raise problems[0]
         self.encoding = check_encoding(encoding)
         self.patterns = tuple(patterns)
         self.ignore = tuple(ignore)

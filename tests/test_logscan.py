@@ -478,6 +478,55 @@ def test_empty_pattern_list_asks_for_at_least_one_entry(tmp_path, log):
     )
 
 
+def config_check(tmp_path: Path, entry: str) -> subprocess.CompletedProcess[str]:
+    """Run ``notifier config check`` on a file with one logscan entry."""
+    config = tmp_path / "notifier.toml"
+    config.write_text(
+        f'[notifier]\nstate_dir = "{tmp_path / "state"}"\n\n'
+        f'[[check]]\nname = "app-log"\ntype = "logscan"\n'
+        f'path = "{tmp_path / "app.log"}"\n{entry}\n'
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "notifier", "config", "check", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_config_check_says_which_key_turns_attaching_the_log_off(tmp_path):
+    finished = config_check(tmp_path, 'pattern = "error"\nattach = false')
+
+    assert finished.returncode == 78
+    assert finished.stderr.splitlines() == [
+        f'notifier: {tmp_path / "notifier.toml"}: [[check]] "app-log" attach: '
+        "False is not valid (expected an absolute path or a list of them; "
+        "for logscan, attach_log = true turns attaching the matched log on or off)"
+    ]
+
+
+def test_config_check_accepts_attach_log_and_a_list_in_attach(tmp_path):
+    entry = f'pattern = "error"\nattach_log = false\nattach = ["{tmp_path}/x"]'
+
+    finished = config_check(tmp_path, entry)
+
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stderr == ""
+
+
+def test_config_check_refuses_an_empty_pattern(tmp_path):
+    finished = config_check(tmp_path, 'pattern = ["error", ""]\nignore = ""')
+
+    assert finished.returncode == 78
+    assert finished.stderr.splitlines() == [
+        f'notifier: {tmp_path / "notifier.toml"}: [[check]] "app-log" pattern: '
+        "an empty pattern matches every line (use '^' to count every line)",
+        f'notifier: {tmp_path / "notifier.toml"}: [[check]] "app-log" ignore: '
+        "an empty pattern matches every line (remove it)",
+    ]
+
+
 def test_unusable_encoding_is_a_config_error_naming_the_check(tmp_path, log):
     with pytest.raises(ConfigError) as caught:
         make_check(tmp_path, path=str(log), pattern="x", encoding="utf-16")

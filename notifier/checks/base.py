@@ -131,6 +131,10 @@ class CheckType:
         unknown encoding is reported with file, check and key instead of when
         the check is created. It must not touch the system beyond looking
         things up (no files written, no programs run).
+    :param hints: optional advice by key, added to any problem found with that
+        key in this type's entries: for a mistake its users are likely to make
+        (``attach = true`` in a ``logscan`` check, whose switch is
+        ``attach_log``).
     """
 
     name: str
@@ -138,6 +142,7 @@ class CheckType:
     options: tuple[Option, ...] = ()
     summary: str = ""
     validate: Callable[[Mapping[str, Any]], Sequence[OptionProblem]] | None = None
+    hints: Mapping[str, str] = field(default_factory=dict)
 
 
 def threshold_status(

@@ -35,7 +35,7 @@ from notifier.checks.base import (
 )
 from notifier.errors import ConfigError
 from notifier.logmatch import LineScanner, Scanned, format_evidence
-from notifier.logrules import Rules, RulesError, check_encoding, printable
+from notifier.logrules import Rules, RulesError, printable, rules_problems
 from notifier.options import Option
 from notifier.tail import PollReport, Segment, Tailer
 from notifier.units import format_size
@@ -43,6 +43,11 @@ from notifier.units import format_size
 log = logging.getLogger(__name__)
 
 OFFSETS_FILE: Final = "offsets.json"
+ATTACH_HINT: Final = (
+    "for logscan, attach_log = true turns attaching the matched log on or off"
+)
+"""Added to a problem with ``attach`` (the common list of files) in a logscan
+entry: the issue that asked for this check called its switch ``attach``."""
 MAX_SUMMARY: Final = 300
 _QUOTE_CHARS: Final = 120
 
@@ -349,19 +354,13 @@ def validate_options(options: Mapping[str, Any]) -> list[OptionProblem]:
     """Return the problems ``notifier config check`` reports for a logscan
     entry beyond each option's kind: an encoding the scanner cannot read
     (unknown to Python, or one such as UTF-16 that does not write a line
-    feed as one byte)."""
-    encoding = str(options.get("encoding") or "utf-8")
-    try:
-        check_encoding(encoding)
-    except ValueError as exc:
-        # A NUL in the name is refused by codecs itself, with a ValueError.
-        reason = (
-            str(exc)
-            if isinstance(exc, RulesError)
-            else f"{encoding!r} is not an encoding Python knows"
-        )
-        return [("encoding", reason, "for example 'utf-8' or 'latin-1'")]
-    return []
+    feed as one byte), an empty pattern or ignore pattern."""
+    found = rules_problems(
+        tuple(options.get("pattern") or ()),
+        tuple(options.get("ignore") or ()),
+        str(options.get("encoding") or "utf-8"),
+    )
+    return [(problem.key, str(problem), problem.hint) for problem in found]
 
 
 @hookimpl
@@ -374,5 +373,6 @@ def notifier_check_types() -> list[CheckType]:
             options=OPTIONS,
             summary="Alert on new lines in log files that match a pattern.",
             validate=validate_options,
+            hints={"attach": ATTACH_HINT},
         )
     ]

@@ -216,6 +216,20 @@ def _locate(
     ]
 
 
+def _with_type_hints(
+    found: list[Problem], check_type: CheckType | None
+) -> list[Problem]:
+    """Return ``found`` with the check type's advice on a key
+    (:attr:`CheckType.hints`) added to the problems with that key."""
+    hints = check_type.hints if check_type is not None else {}
+    hinted: list[Problem] = []
+    for problem in found:
+        advice = hints.get(problem.key) if problem.key is not None else None
+        hint = "; ".join(filter(None, (problem.hint, advice and str(advice))))
+        hinted.append(dataclasses.replace(problem, hint=hint) if advice else problem)
+    return hinted
+
+
 def _build_checks(
     entries: Sequence[Mapping[str, Any]],
     defaults: CheckCommon,
@@ -256,6 +270,7 @@ def _build_checks(
         values, found = validate_table(
             entry, options, defaults=default_values, extra_known=known_extra
         )
+        found = _with_type_hints(found, check_type)
         problems.extend(_locate(found, path, location))
         if name is None or check_type is None or found:
             continue
