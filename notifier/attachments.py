@@ -2,8 +2,9 @@
 
 This module owns turning a path into an attachment (the tail of the file,
 at most ``[mail] attach_max_bytes``, cut at a line boundary, secrets masked,
-gzip-compressed above ``[mail] compress_above``) and making an attachment
-smaller when the mail server's size limit demands it. It reads files and never
+gzip-compressed above ``[mail] compress_above``), keeping the files of one
+message under a total, and making an attachment smaller when the mail
+server's size limit demands it. It reads files and never
 raises for one: what cannot be attached becomes a sentence for the body.
 :mod:`notifier.compose` places the results in a message.
 """
@@ -29,6 +30,7 @@ from notifier.units import format_size
 
 _TEXT_SAMPLE: Final = 8192
 _MIN_KEPT_BYTES: Final = 2048
+_LEFT_OUT_NAMED: Final = 10
 _ANSI_ESCAPE: Final = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
 _GZIP_LIMIT: Final = 256 * 1024 * 1024
 _COMPRESSED_TYPES: Final = {
@@ -66,17 +68,23 @@ class Prepared:
 
     :param attachments: the files that go with it, in the order given.
     :param notes: one sentence per file for the body: what was attached
-        (``syslog.gz: last 511.9KiB of 3.2GiB, gzip-compressed``) or why not.
-    :param masked: secrets masked in the attached text.
+        (``syslog.gz: last 511.9KiB of 3.2GiB, gzip-compressed``) or why not;
+        the files left out for the message's total share one sentence.
+    :param secrets: per attachment that had secrets masked, its file name
+        and the fingerprints of the different values masked in it.
     """
 
     attachments: tuple[Attachment, ...]
     notes: tuple[str, ...]
-    masked: int
+    secrets: tuple[tuple[str, frozenset[str]], ...]
 
 
 class _NotAttachable(Exception):
     """A file that cannot go with the message; the text says why."""
+
+
+class _OverTotal(_NotAttachable):
+    """A file that would take the message past its total for attachments."""
 
 
 def prepare_attachments(
@@ -85,6 +93,7 @@ def prepare_attachments(
     max_bytes: int,
     compress_above: int,
     redactor: Redactor,
+    total_max_bytes: int | None = None,
 ) -> Prepared:
     """Read the tail of each file and prepare it to be attached.
 
@@ -95,28 +104,65 @@ def prepare_attachments(
     A file that is missing, unreadable or not a regular file gives a note and
     no attachment; no exception leaves this function.
 
-    :param paths: files to attach.
+    With ``total_max_bytes``, files are taken in the order given until their
+    content reaches that total: a text file that would pass it keeps a
+    shorter tail, and the files after the total is reached are not read at
+    all; one note names them.
+
+    :param paths: files to attach, the most important first.
     :param max_bytes: ``[mail] attach_max_bytes``; 0 attaches nothing.
     :param compress_above: ``[mail] compress_above``.
     :param redactor: masks secrets in the text.
+    :param total_max_bytes: the most attachment bytes for the whole message
+        (``None``: no total).
     :returns: the attachments, the notes for the body, the secrets masked.
     """
     attachments: list[Attachment] = []
     notes: list[str] = []
-    masked = 0
+    secrets: list[tuple[str, frozenset[str]]] = []
+    left_out: list[str] = []
+    remaining = total_max_bytes
     for path in unique_paths(paths):
         shown = printable(str(path))
+        limit = max_bytes if remaining is None else min(max_bytes, remaining)
         try:
+            if attachments and limit < _MIN_KEPT_BYTES < max_bytes:
+                raise _OverTotal(shown)
             attachment, note, found = _prepare_one(
-                path, max_bytes, compress_above, redactor
+                path, limit, compress_above, redactor, for_total=limit < max_bytes
             )
+        except _OverTotal:
+            left_out.append(shown)
+            continue
         except _NotAttachable as exc:
             notes.append(f"{shown}: not attached, {exc}")
             continue
         attachments.append(attachment)
         notes.append(f"{attachment.filename}: {note} ({shown})")
-        masked += found
-    return Prepared(tuple(attachments), tuple(notes), masked)
+        if found:
+            secrets.append((attachment.filename, found))
+        if remaining is not None:
+            remaining -= len(attachment.content)
+
+    if left_out and total_max_bytes is not None:
+        notes.append(_left_out_note(left_out, attachments, total_max_bytes))
+    return Prepared(tuple(attachments), tuple(notes), tuple(secrets))
+
+
+def _left_out_note(
+    left_out: list[str], attachments: list[Attachment], total: int
+) -> str:
+    """Return the sentence naming the files left out for the message's total."""
+    carried = sum(len(attachment.content) for attachment in attachments)
+    names = ", ".join(left_out[:_LEFT_OUT_NAMED])
+    if len(left_out) > _LEFT_OUT_NAMED:
+        names += f" and {len(left_out) - _LEFT_OUT_NAMED} more"
+    files = "file" if len(left_out) == 1 else "files"
+    return (
+        f"{len(left_out)} {files} not attached, as the message already carries "
+        f"{format_size(carried)} of files and takes at most {format_size(total)}: "
+        f"{names}"
+    )
 
 
 def unique_paths(paths: Iterable[Path]) -> list[Path]:
@@ -201,9 +247,20 @@ def shrink_content(
 
 
 def _prepare_one(
-    path: Path, max_bytes: int, compress_above: int, redactor: Redactor
-) -> tuple[Attachment, str, int]:
-    """Return one attachment, the note describing it, the secrets masked."""
+    path: Path,
+    max_bytes: int,
+    compress_above: int,
+    redactor: Redactor,
+    *,
+    for_total: bool = False,
+) -> tuple[Attachment, str, frozenset[str]]:
+    """Return one attachment, the note describing it, the secrets masked.
+
+    ``for_total`` says that ``max_bytes`` is what is left of the message's
+    total rather than ``attach_max_bytes``.
+
+    :raises _OverTotal: for a binary file larger than what is left.
+    """
     if max_bytes <= 0:
         msg = "[mail] attach_max_bytes is 0"
         raise _NotAttachable(msg)
@@ -216,6 +273,8 @@ def _prepare_one(
     # unmasked; secrets inside compressed or binary data cannot be found by a
     # text pattern, so such files go out only when a user names them.
     if not is_text:
+        if cut and for_total:
+            raise _OverTotal(str(path))
         if cut:
             msg = (
                 f"{format_size(size)} of binary data is more than "
@@ -223,12 +282,12 @@ def _prepare_one(
             )
             raise _NotAttachable(msg)
         attachment = Attachment(name, data, maintype, subtype, None)
-        return attachment, format_size(len(data)), 0
+        return attachment, format_size(len(data)), frozenset()
 
     # Masking may lengthen the text, so the cap is applied once more after it.
     if cut:
         data = tail_lines(data, max_bytes)
-    data, masked = redactor.redact_bytes(data)
+    data, masked = redactor.redact_bytes_distinct(data)
     data = tail_lines(data, max_bytes)
     charset = "utf-8" if _is_utf8(data) else None
     note = (
@@ -236,6 +295,8 @@ def _prepare_one(
         if cut
         else (format_size(len(data)))
     )
+    if cut and for_total:
+        note += ", cut to stay within the message's total"
     if len(data) > compress_above:
         packed = gzip.compress(data, compresslevel=6, mtime=0)
         attachment = Attachment(f"{name}.gz", packed, "application", "gzip", None)

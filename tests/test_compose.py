@@ -28,6 +28,9 @@ from hypothesis import strategies as st
 
 from notifier.checks.base import Status
 from notifier.compose import (
+    BRIEF_LIMIT,
+    FULL_SECTIONS,
+    add_notice,
     ascii_domain,
     clean_header_value,
     compose_alert,
@@ -534,7 +537,10 @@ def test_secrets_are_masked_in_summary_evidence_and_attachment_and_counted(tmp_p
         assert secret not in everything
         assert secret.encode() not in attached
     assert attached.count(b"[masked]") == 4
-    assert "7 secrets were masked in the evidence and attachments." in body_of(message)
+    assert " ".join(body_of(message).split()).endswith(
+        "7 secrets were masked: 1 in the summary, 2 in the evidence, 4 in auth.log. "
+        "-- notifier on web-1.example.org, 2024-05-01 12:07 UTC"
+    )
     assert message["Subject"].endswith("login failed token=[masked]")
 
 
@@ -549,11 +555,58 @@ def test_user_redact_patterns_mask_body_and_attachment(tmp_path):
     attached = attachments_of(message)["orders.log"].get_payload(decode=True)
     assert attached == b"order 1 customer=[masked] paid\norder 2 card [masked] ok\n"
     assert "  customer=[masked] refunded" in body_of(message).splitlines()
-    assert "3 secrets were masked" in body_of(message)
+    # ACME42 is in the evidence and the file: one secret, not two.
+    assert (
+        "2 secrets were masked: 1 in the evidence, 2 in orders.log."
+        in body_of(message).splitlines()
+    )
 
 
 def test_no_masking_line_when_nothing_was_masked():
     assert "masked" not in body_of(received(compose([make_event()])))
+
+
+def test_one_secret_quoted_in_summary_evidence_and_log_is_counted_once(tmp_path):
+    line = "ERROR login failed password=hunter2 token=abcd1234secret"
+    log = tmp_path / "app.log"
+    log.write_text(f"INFO started\n{line}\n")
+    event = make_event(
+        check="app-log",
+        check_type="logscan",
+        summary=f"1 new matching line: {line}",
+        evidence=(line,),
+        attachments=(log,),
+    )
+
+    message = received(compose([event]))
+
+    body = body_of(message)
+    assert "hunter2" not in message.as_string()
+    assert "abcd1234secret" not in message.as_string()
+    assert " ".join(body.split()).endswith(
+        "2 secrets were masked: 2 in the summary, 2 in the evidence, 2 in app.log. "
+        "-- notifier on web-1.example.org, 2024-05-01 12:07 UTC"
+    )
+    assert "6 secrets" not in body
+
+
+def test_secrets_shared_by_a_group_count_once_and_each_file_is_named(tmp_path):
+    logs = []
+    for number in range(8):
+        log = tmp_path / f"app{number}.log"
+        log.write_text(f"token=shared-tok secret=own-{number}\n")
+        logs.append(log)
+    events = [
+        make_event(check=f"app-{n}", summary="token=shared-tok", attachments=(log,))
+        for n, log in enumerate(logs)
+    ]
+
+    body = " ".join(body_of(received(compose(events))).split())
+
+    assert (
+        "9 secrets were masked: 1 in the summaries, 2 in app0.log, 2 in app1.log, "
+        "2 in app2.log, 2 in app3.log, and in 4 more files."
+    ) in body
 
 
 # -- groups --------------------------------------------------------------------
@@ -578,10 +631,11 @@ def test_group_lists_every_alert_and_attaches_each_file_once(tmp_path):
 
     message = received(compose(events))
 
+    # Worst first: the two CRITICAL checks, then the WARNING one.
     assert message["Subject"] == (
-        "[notifier] 3 alerts on web-1: 2 CRITICAL, 1 WARNING - root-disk, memory, nginx"
+        "[notifier] 3 alerts on web-1: 2 CRITICAL, 1 WARNING - root-disk, nginx, memory"
     )
-    assert message["X-Notifier-Check"] == "root-disk, memory, nginx"
+    assert message["X-Notifier-Check"] == "root-disk, nginx, memory"
     assert message["X-Notifier-Status"] == "CRITICAL"
     assert sorted(attachments_of(message)) == ["nginx.log", "syslog"]
     body = body_of(message)
@@ -604,6 +658,116 @@ def test_group_subject_names_what_fits_and_counts_the_rest():
         "[notifier] 31 alerts on web-1: 30 WARNING, 1 RECOVERED - "
     )
     assert re.search(r"check-number-\d+, \+\d+ more$", subject)
+
+
+# -- storms: a cap on the body and on the files -------------------------------
+
+
+def test_a_storm_of_500_alerts_describes_the_worst_in_full_and_lists_the_rest():
+    assert FULL_SECTIONS == 20
+    evidence = tuple(f"evidence line {n} " + "x" * 200 for n in range(40))
+    events = [
+        make_event(
+            check=f"disk-{n:03d}",
+            status=Status.WARNING,
+            summary=f"/srv/{n} is 85% full",
+            evidence=evidence,
+        )
+        for n in range(480)
+    ]
+    # The CRITICAL ones come last in the batch and first in the message.
+    events += [
+        make_event(check=f"crit-{n:02d}", summary=f"/data/{n} is 99% full")
+        for n in range(20)
+    ]
+
+    message = received(compose(events))
+
+    # 500 full sections with this evidence made a message of about 4.5MB.
+    assert len(message.as_bytes()) < 100_000
+    assert message["Subject"].startswith(
+        "[notifier] 500 alerts on web-1: 20 CRITICAL, 480 WARNING - crit-00, crit-01"
+    )
+    lines = body_of(message).splitlines()
+    assert lines[0] == "500 alerts on web-1: 20 CRITICAL, 480 WARNING."
+    assert " ".join(lines[1:3]) == (
+        "The 20 worst are described in full below; the other 480 are listed "
+        "briefly after them, one line each."
+    )
+    headlines = [line for line in lines if line.endswith(" on web-1.")]
+    assert headlines == [f"CRITICAL: crit-{n:02d} on web-1." for n in range(20)]
+    assert lines.count("To silence it for 2h:") == 20
+    assert "evidence line 0" not in "\n".join(lines)
+    brief = lines[lines.index("The other 480 alerts, listed briefly:") + 1 :]
+    assert brief[:480] == [
+        f"- WARNING disk-{n:03d}: /srv/{n} is 85% full" for n in range(480)
+    ]
+
+
+def test_alerts_past_the_brief_list_are_counted():
+    events = [
+        make_event(check=f"c{n}", status=Status.WARNING)
+        for n in range(FULL_SECTIONS + BRIEF_LIMIT + 7)
+    ]
+
+    body = " ".join(body_of(received(compose(events))).split())
+
+    assert f"The other {BRIEF_LIMIT + 7} alerts, listed briefly:" in body
+    assert "... and 7 more alerts, not listed here; `notifier status`" in body
+    assert f"- WARNING c{FULL_SECTIONS + BRIEF_LIMIT - 1}: / is 91% full" in body
+    assert f"- WARNING c{FULL_SECTIONS + BRIEF_LIMIT}:" not in body
+
+
+def test_a_group_attaches_at_most_twice_attach_max_bytes_worst_alert_first(tmp_path):
+    limit = 64 * 1024
+    mail = MailSettings(attach_max_bytes=limit, compress_above=10**9)
+    events = []
+    for number in range(30):
+        log = tmp_path / f"app{number:02d}.log"
+        numbered_log(log, 2000 + number)
+        events.append(
+            make_event(
+                check=f"app-{number:02d}", status=Status.WARNING, attachments=(log,)
+            )
+        )
+    events.append(make_event(check="db", attachments=(tmp_path / "app29.log",)))
+
+    message = received(compose(events, mail))
+
+    parts = attachments_of(message)
+    assert sorted(parts) == ["app00.log", "app29.log"]
+    assert sum(len(part.get_payload(decode=True)) for part in parts.values()) <= (
+        2 * limit
+    )
+    body = " ".join(body_of(message).split())
+    assert "28 files not attached, as the message already carries 127." in body
+    assert "of files and takes at most 128KiB: " in body
+    assert f"{tmp_path / 'app01.log'}, {tmp_path / 'app02.log'}, " in body
+    assert "and 18 more" in body
+
+
+def test_the_last_file_that_fits_keeps_a_shorter_tail_and_says_why(tmp_path):
+    limit = 64 * 1024
+    mail = MailSettings(attach_max_bytes=limit, compress_above=10**9)
+    first, small, last = tmp_path / "a.log", tmp_path / "b.log", tmp_path / "c.log"
+    numbered_log(first, 3000)
+    small.write_bytes(b"short line\n" * 1000)
+    data = numbered_log(last, 3000)
+    events = [
+        make_event(check=path.stem, attachments=(path,))
+        for path in (first, small, last)
+    ]
+
+    message = received(compose(events, mail))
+
+    parts = attachments_of(message)
+    sizes = {name: len(part.get_payload(decode=True)) for name, part in parts.items()}
+    assert sizes["b.log"] == 11_000
+    content = parts["c.log"].get_payload(decode=True)
+    assert content == tail_at_line_start(data, 2 * limit - sizes["a.log"] - 11_000)
+    body = " ".join(body_of(message).split())
+    assert "c.log: last 53." in body
+    assert "cut to stay within the message's total" in body
 
 
 # -- shrinking for the server's SIZE -------------------------------------------
@@ -705,6 +869,67 @@ def test_mark_queued_since_keeps_attachments(tmp_path):
     assert body_of(message).startswith("Late: queued since 2024-05-01 12:02 UTC.\n")
 
 
+# -- a notice put on top later ------------------------------------------------
+
+OUTAGE_NOTE = (
+    "Mail delivery from this host was failing from 2024-05-01 08:00 UTC to "
+    "2024-05-01 12:00 UTC (4h, 9 attempt(s)); the last error was: (421, "
+    "b'4.7.0 Try again later'). 3 message(s) held back meanwhile go out now."
+)
+
+
+def test_add_notice_wraps_the_note_and_puts_it_first_once(tmp_path):
+    log = tmp_path / "app.log"
+    log.write_bytes(b"a\nb\n")
+    stored = compose([make_event(attachments=(log,))]).as_bytes()
+    loaded = email.message_from_bytes(stored, policy=email.policy.SMTP)
+
+    add_notice(loaded, OUTAGE_NOTE)
+    add_notice(loaded, OUTAGE_NOTE)
+    message = received(loaded)
+
+    lines = body_of(message).splitlines()
+    paragraph = lines[: lines.index("")]
+    assert len(paragraph) > 2
+    assert all(len(line) <= 72 for line in paragraph)
+    assert " ".join(paragraph) == OUTAGE_NOTE
+    assert sum(line.startswith("Mail delivery from") for line in lines) == 1
+    assert lines[len(paragraph) + 1] == "CRITICAL: root-disk on web-1."
+    assert message["Content-Transfer-Encoding"] is None
+    assert message.get_body(("plain",))["Content-Transfer-Encoding"] == "7bit"
+    assert attachments_of(message)["app.log"].get_payload(decode=True) == b"a\nb\n"
+
+
+def test_add_notice_keeps_list_lines_and_makes_control_characters_spaces():
+    message = compose([make_event()])
+
+    add_notice(message, "Held back:\n- root-disk (7)\x1b[31m\r\n- nginx\x00 (5)")
+
+    lines = body_of(received(message)).splitlines()
+    assert lines[:4] == ["Held back:", "- root-disk (7)", "- nginx  (5)", ""]
+
+
+def test_add_notice_and_mark_queued_since_stack_without_repeating():
+    message = compose([make_event()])
+
+    add_notice(message, OUTAGE_NOTE)
+    mark_queued_since(message, NOW - timedelta(hours=4), now=NOW)
+    mark_queued_since(message, NOW - timedelta(hours=4), now=NOW)
+
+    body = body_of(received(message))
+    assert body.startswith("Late: queued since 2024-05-01 08:07 UTC, sent 4h late.")
+    assert body.count("Late: queued") == 1
+    assert body.count("Mail delivery from this host") == 1
+
+
+def test_add_notice_refuses_a_message_without_a_text_body():
+    message = EmailMessage()
+    message.set_content("<p>hi</p>", subtype="html")
+
+    with pytest.raises(ValueError, match="no plain-text body"):
+        add_notice(message, "note")
+
+
 # -- test message --------------------------------------------------------------
 
 
@@ -731,7 +956,7 @@ def test_test_message_says_host_version_config_and_time(tmp_path):
     assert "Version:  notifier 0.1.0" in lines
     assert "Config:   /etc/notifier/notifier.toml" in lines
     assert "Sent:     2024-05-01 12:07 UTC" in lines
-    assert "1 secret was masked in the evidence and attachments." in lines
+    assert "1 secret was masked in app.log." in lines
     content = attachments_of(message)["app.log"].get_payload(decode=True)
     assert content == b"hello\npassword=[masked]\n"
 
