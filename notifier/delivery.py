@@ -30,7 +30,9 @@ import dataclasses
 import json
 import logging
 import random
+import textwrap
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +40,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Final
 
-from notifier.atomicfile import write_atomic
+from notifier.atomicfile import make_folder, write_atomic
 from notifier.compose import human_duration, mark_queued_since
 from notifier.config import Config
 from notifier.errors import ConfigError, DataError
@@ -61,6 +63,8 @@ LATE_AFTER: Final = 60.0
 """Seconds after which a message counts as late and says when it was queued."""
 JITTER: Final = 0.2
 """Each backoff wait is cut by up to this fraction, at random."""
+NOTE_WIDTH: Final = 72
+"""Width the outage note is wrapped to, that of the composed bodies."""
 
 
 def backoff_delay(step: int, initial: float, maximum: float, chance: float) -> float:
@@ -118,7 +122,7 @@ def read_status(state_dir: Path) -> DeliveryStatus:
 
 
 def _write_status(state_dir: Path, status: DeliveryStatus) -> None:
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_folder(state_dir)
     data = json.dumps(dataclasses.asdict(status), indent=1).encode("utf-8")
     write_atomic(state_dir / STATUS_FILE, data, mode=0o644)
 
@@ -128,6 +132,8 @@ class DeliveryReport:
     """What one :meth:`Sender.deliver_due` did, by outbox id.
 
     :param sent: delivered to every recipient left.
+    :param partly_sent: delivered to some recipients; others still wait or
+        failed.
     :param retrying: refused for now (4xx), waiting for their own backoff.
     :param failed: moved (wholly or for some recipients) to ``failed/``.
     :param held_back: nothing was tried: the transport is backing off.
@@ -138,6 +144,7 @@ class DeliveryReport:
     """
 
     sent: list[str] = field(default_factory=list)
+    partly_sent: list[str] = field(default_factory=list)
     retrying: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     held_back: bool = False
@@ -160,7 +167,8 @@ class Sender:
     :param config: for ``[mail]`` retry_initial, retry_max, max_age and
         ``[notifier] state_dir``.
     :param clock: returns the time in seconds since the epoch; tests pass
-        their own to move time without sleeping.
+        their own to move time without sleeping. It is read again after
+        every network step, so a wait counts from when a failure was seen.
     :param chance: returns a number in [0, 1) for the backoff jitter.
     """
 
@@ -194,23 +202,31 @@ class Sender:
     def deliver_due(self, *, force: bool = False) -> DeliveryReport:
         """Send every message whose time has come, over one session.
 
+        The outbox lock is held only while files change, never while the
+        network is waited for, so ``queue retry``/``drop`` never wait for a
+        hung server; each message is claimed while it is sent (see
+        :meth:`_send_one` for why nothing is lost that way).
+
         :param force: ignore next-try times and the transport's backoff
             (``notifier queue flush``).
         :returns: what happened; failures are reported there and logged,
             never raised.
         """
+        report = DeliveryReport()
         with self.outbox.lock():
             now = self.clock()
             status = self.status()
-            report = DeliveryReport()
             entries = self._expire(self.outbox.entries(), now, report, status)
-            due = [entry for entry in entries if force or entry.next_try <= now]
-            if due and (force or status.next_try <= now):
-                status = self._attempt(due, status, now, report)
-            elif due:
-                report.held_back = True
+        due = [entry for entry in entries if force or entry.next_try <= now]
+
+        if due and (force or status.next_try <= now):
+            status = self._attempt(due, status, now, report)
+        elif due:
+            report.held_back = True
+
+        with self.outbox.lock():
             self._save(status, report)
-            return report
+        return report
 
     def _expire(
         self,
@@ -244,31 +260,48 @@ class Sender:
         report: DeliveryReport,
     ) -> DeliveryStatus:
         recovering = status.failing_since is not None
+        pending = list(due)
+        step = "opening a session (connect, TLS, login)"
         try:
             with self.transport.session() as session:
                 note = self._outage_note(status, now, len(due)) if recovering else None
-                for entry in due:
-                    self._send_one(session, entry, now, report, note)
-                    note = None
+                while pending:
+                    step = f"sending {pending[0].id}"
+                    if self._send_one(session, pending[0], report, note):
+                        note = None
+                    pending.pop(0)
+                step = "closing the session"
         except (DeliveryError, ConfigError) as exc:
-            return self._transport_failed(exc, status, now, report)
+            return self._transport_failed(exc, status, pending, report)
         except Exception as exc:
             # A plugin's transport broke the contract (raised something else):
             # treat it as the transport being down, so the delivery thread
-            # lives on and the messages wait.
+            # lives on and the messages wait. Its text is neither logged nor
+            # kept: an error from a login step can quote the password (a
+            # UnicodeEncodeError names the character and its position).
             log.debug(
-                "delivery via %s raised", self.transport.describe(), exc_info=True
+                "delivery via %s: %s while %s, raised at:\n%s",
+                self.transport.describe(),
+                type(exc).__name__,
+                step,
+                "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
             )
-            msg = f"{self.transport.describe()} raised {type(exc).__name__}: {exc}"
-            return self._transport_failed(ServerUnavailable(msg), status, now, report)
+            msg = (
+                f"{self.transport.describe()} raised {type(exc).__name__} while "
+                f"{step}; its message is not shown, as it may hold a password"
+            )
+            failure = ServerUnavailable(msg)
+            return self._transport_failed(failure, status, pending, report)
 
+        done = self.clock()
         if status.failing_since is not None:
             log.warning(
                 "delivery via %s recovered after %s of failures; %d message(s) sent",
                 self.transport.describe(),
-                human_duration(now - status.failing_since),
+                human_duration(done - status.failing_since),
                 len(report.sent),
             )
+        delivered = report.sent or report.partly_sent
         return dataclasses.replace(
             status,
             failing_since=None,
@@ -276,21 +309,31 @@ class Sender:
             next_try=0.0,
             last_error="",
             kind="",
-            last_success=now if report.sent else status.last_success,
+            last_success=done if delivered else status.last_success,
         )
 
     def _transport_failed(
-        self, exc: Exception, status: DeliveryStatus, now: float, report: DeliveryReport
+        self,
+        exc: Exception,
+        status: DeliveryStatus,
+        pending: list[Entry],
+        report: DeliveryReport,
     ) -> DeliveryStatus:
+        # The wait counts from when the failure was seen, not from when the
+        # attempt began: a server that hangs until the timeout would
+        # otherwise be tried again right away.
+        failed_at = self.clock()
         kind = exc.kind.value if isinstance(exc, DeliveryError) else "config"
         step = status.failures + 1
         mail = self.config.mail
         wait = backoff_delay(step, mail.retry_initial, mail.retry_max, self.chance())
         failing_since = (
-            status.failing_since if status.failing_since is not None else now
+            status.failing_since if status.failing_since is not None else failed_at
         )
         report.error = str(exc)
         report.error_kind = kind
+        self._note_transport_failure(pending, str(exc), failed_at + wait)
+
         queued = len(self.outbox.entries())
         # One line per backoff step, not per message: this is what a
         # sysadmin sees in the journal while mail is not getting out.
@@ -307,19 +350,41 @@ class Sender:
             status,
             failing_since=failing_since,
             failures=step,
-            next_try=now + wait,
+            next_try=failed_at + wait,
             last_error=str(exc),
             kind=kind,
         )
 
+    def _note_transport_failure(
+        self, pending: list[Entry], error: str, next_try: float
+    ) -> None:
+        """Count the attempt and keep the error and next try in the metadata
+        of the messages it held back, for ``notifier queue list``."""
+        with self.outbox.lock():
+            for entry in pending:
+                current = self.outbox.get(entry.id)
+                if current is None:
+                    continue
+                self.outbox.update(
+                    dataclasses.replace(
+                        current,
+                        attempts=current.attempts + 1,
+                        last_error=error,
+                        next_try=max(current.next_try, next_try),
+                    )
+                )
+
     def _outage_note(self, status: DeliveryStatus, now: float, count: int) -> str:
         since = status.failing_since if status.failing_since is not None else now
-        return (
+        text = (
             f"Mail delivery from this host was failing from "
             f"{_stamp(since)} to {_stamp(now)} "
             f"({human_duration(now - since)}, {status.failures} "
             f"attempt(s)); the last error was: {status.last_error}. "
             f"{count} message(s) held back meanwhile go out now."
+        )
+        return textwrap.fill(
+            text, width=NOTE_WIDTH, break_long_words=False, break_on_hyphens=False
         )
 
     def _prepare(self, entry: Entry, now: float, note: str | None) -> EmailMessage:
@@ -337,96 +402,144 @@ class Sender:
         self,
         session: Session,
         entry: Entry,
-        now: float,
         report: DeliveryReport,
         note: str | None,
+    ) -> bool:
+        """Send one message under its claim; return whether anyone got it.
+
+        Never lose, at most duplicate, with the outbox lock held only around
+        file changes:
+
+        - the message leaves the outbox only after the server took it; a
+          crash between the two sends it again later, never loses it;
+        - the claim (a lock on this message alone, released by the kernel if
+          we die) keeps a second sender from sending it at the same time;
+          after taking the claim the metadata is read again, so a message
+          sent or dropped meanwhile is skipped;
+        - ``queue retry`` and ``drop`` may change the entry while the server
+          is talking: the outcome is applied to the metadata as it is then,
+          under the lock, and a dropped message is never brought back.
+
+        :raises DeliveryError: when the transport fails as a whole.
+        """
+        with self.outbox.claim(entry.id) as current:
+            if current is None:
+                return False
+            try:
+                message = self._prepare(current, self.clock(), note)
+            except DataError as exc:
+                with self.outbox.lock():
+                    self._dead_letter_unreadable(current, exc, report)
+                return False
+
+            try:
+                outcome = session.send(message, current.recipients)
+            except MessageRefused as exc:
+                with self.outbox.lock():
+                    self._refused(current, exc, report)
+                return False
+
+            with self.outbox.lock():
+                self._settle(current, outcome, report)
+            return bool(outcome.delivered)
+
+    def _dead_letter_unreadable(
+        self, entry: Entry, exc: DataError, report: DeliveryReport
     ) -> None:
-        try:
-            message = self._prepare(entry, now, note)
-        except DataError as exc:
-            self.outbox.dead_letter(entry, entry.recipients, f"unreadable: {exc}", now)
-            report.failed.append(entry.id)
-            log.error("outbox: %s cannot be sent (%s); moved to failed", entry.id, exc)
+        if self.outbox.get(entry.id) is None:
             return
+        self.outbox.dead_letter(
+            entry, entry.recipients, f"unreadable: {exc}", self.clock()
+        )
+        report.failed.append(entry.id)
+        log.error("outbox: %s cannot be sent (%s); moved to failed", entry.id, exc)
 
-        attempted = dataclasses.replace(entry, attempts=entry.attempts + 1)
-        try:
-            outcome = session.send(message, entry.recipients)
-        except MessageRefused as exc:
-            if exc.kind is FailureKind.PERMANENT:
-                self.outbox.dead_letter(attempted, entry.recipients, str(exc), now)
-                report.failed.append(entry.id)
-                log.error(
-                    "outbox: %s %r refused for good, moved to failed: %s",
-                    entry.id,
-                    entry.subject,
-                    exc,
-                )
-            else:
-                self._retry_later(attempted, entry.recipients, str(exc), now)
-                report.retrying.append(entry.id)
+    def _refused(
+        self, sent: Entry, exc: MessageRefused, report: DeliveryReport
+    ) -> None:
+        """Apply a refusal of the whole message (outbox lock held)."""
+        refused_at = self.clock()
+        current = self.outbox.get(sent.id)
+        if current is None:
+            log.info("outbox: %s was dropped while being sent", sent.id)
             return
-        except DeliveryError as exc:
-            # The connection is gone mid-message: it may or may not have
-            # arrived; keep it (a duplicate is better than a loss).
-            self.outbox.update(dataclasses.replace(attempted, last_error=str(exc)))
-            raise
-
-        self._settle(attempted, outcome, now, report)
+        attempted = dataclasses.replace(current, attempts=current.attempts + 1)
+        recipients = tuple(r for r in current.recipients if r in sent.recipients)
+        if exc.kind is not FailureKind.PERMANENT:
+            self._retry_later(attempted, str(exc), refused_at)
+            report.retrying.append(sent.id)
+            return
+        self.outbox.dead_letter(attempted, recipients, str(exc), refused_at)
+        report.failed.append(sent.id)
+        log.error(
+            "outbox: %s %r refused for good, moved to failed: %s",
+            sent.id,
+            sent.subject,
+            exc,
+        )
 
     def _settle(
-        self, entry: Entry, outcome: SendOutcome, now: float, report: DeliveryReport
+        self, sent: Entry, outcome: SendOutcome, report: DeliveryReport
     ) -> None:
-        later = tuple(
-            r for r, refusal in outcome.refused.items() if not refusal.permanent
-        )
+        """Apply what the server said to the entry as it is now (lock held)."""
+        now = self.clock()
+        delivered = set(outcome.delivered)
+        later = [r for r, refusal in outcome.refused.items() if not refusal.permanent]
         never = [r for r, refusal in outcome.refused.items() if refusal.permanent]
-        if not later and not never:
-            self.outbox.remove(entry.id)
-            self.outbox.record_sent(entry, now)
-            report.sent.append(entry.id)
+        current = self.outbox.get(sent.id) or dataclasses.replace(sent, recipients=())
+        if delivered and not current.delivered_to:
+            # Once per message, when the first recipient took it.
+            self.outbox.record_sent(current, now)
+        if delivered:
             log.info(
                 "outbox: %s %r sent to %s",
-                entry.id,
-                entry.subject,
-                ", ".join(outcome.delivered),
-            )
-            return
-        # Only the refused stay queued: nobody who got it is sent it again.
-        refused = dataclasses.replace(entry, recipients=(*later, *never))
-        self.outbox.update(refused)
-        remaining: Entry | None = refused
-        if never:
-            reasons = "; ".join(f"{r}: {outcome.refused[r]}" for r in never)
-            remaining = self.outbox.dead_letter(refused, never, reasons, now)
-            report.failed.append(entry.id)
-            log.error(
-                "outbox: %s %r refused for good for %s",
-                entry.id,
-                entry.subject,
-                reasons,
-            )
-        if later and remaining is not None:
-            reasons = "; ".join(f"{r}: {outcome.refused[r]}" for r in later)
-            self._retry_later(remaining, later, reasons, now)
-            report.retrying.append(entry.id)
-        if outcome.delivered:
-            log.info(
-                "outbox: %s %r sent to %s",
-                entry.id,
-                entry.subject,
+                sent.id,
+                sent.subject,
                 ", ".join(outcome.delivered),
             )
 
-    def _retry_later(
-        self, entry: Entry, recipients: tuple[str, ...], reason: str, now: float
-    ) -> None:
+        after = dataclasses.replace(
+            current,
+            recipients=tuple(r for r in current.recipients if r not in delivered),
+            delivered_to=(*current.delivered_to, *outcome.delivered),
+            attempts=current.attempts + 1,
+        )
+        if not after.recipients:
+            self.outbox.remove(sent.id)
+            report.sent.append(sent.id)
+            return
+        if delivered:
+            report.partly_sent.append(sent.id)
+        remaining: Entry | None = after
+        never = [r for r in never if r in after.recipients]
+        if never:
+            reasons = "; ".join(f"{r}: {outcome.refused[r]}" for r in never)
+            remaining = self.outbox.dead_letter(after, never, reasons, now)
+            report.failed.append(sent.id)
+            log.error(
+                "outbox: %s %r refused for good for %s",
+                sent.id,
+                sent.subject,
+                reasons,
+            )
+        if remaining is None:
+            return
+        if later:
+            reasons = "; ".join(f"{r}: {outcome.refused[r]}" for r in later)
+            self._retry_later(remaining, reasons, now)
+            report.retrying.append(sent.id)
+        else:
+            self.outbox.update(remaining)
+
+    def _retry_later(self, entry: Entry, reason: str, now: float) -> None:
+        """Keep ``entry`` for its own next try after a refusal for now (4xx)."""
         mail = self.config.mail
+        refusals = entry.refusals + 1
         wait = backoff_delay(
-            entry.attempts, mail.retry_initial, mail.retry_max, self.chance()
+            refusals, mail.retry_initial, mail.retry_max, self.chance()
         )
         waiting = dataclasses.replace(
-            entry, recipients=recipients, next_try=now + wait, last_error=reason
+            entry, refusals=refusals, next_try=now + wait, last_error=reason
         )
         self.outbox.update(waiting)
         log.warning(

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from notifier.atomicfile import write_atomic
+from notifier.atomicfile import make_folder, open_owned, write_atomic
 from notifier.checks.base import Status
 from notifier.compose import shorten
 from notifier.events import AlertEvent
@@ -185,7 +185,7 @@ class DigestLog:
         if self._size + len(data) > self.max_bytes:
             return False
         try:
-            descriptor = os.open(
+            descriptor = open_owned(
                 self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
             )
             try:
@@ -210,7 +210,7 @@ class DigestLog:
             lines.append({"type": "peaks", "values": values})
         data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(self.path.parent, 0o777)
             write_atomic(self.path, data.encode("utf-8"), mode=0o600)
         except OSError as exc:
             self._warn_write(exc)

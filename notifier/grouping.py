@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from notifier.atomicfile import move_aside, write_atomic
+from notifier.atomicfile import move_aside, open_owned, write_atomic
 from notifier.checks.base import Status
 from notifier.events import AlertEvent, EventKind
 from notifier.units import format_duration
@@ -249,7 +249,9 @@ class Grouper:
     def _append(self, journal: Path, entry: dict[str, Any]) -> None:
         line = (json.dumps(entry) + "\n").encode("utf-8")
         try:
-            descriptor = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            descriptor = open_owned(
+                journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+            )
             try:
                 os.write(descriptor, line)
                 os.fsync(descriptor)

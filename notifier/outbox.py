@@ -8,7 +8,7 @@ Layout under ``<state_dir>/outbox``::
     failed/<id>.eml   dead letters: refused for good, or too old,
     failed/<id>.json  with the reason for each recipient
     sent.log          Message-IDs delivered lately, one per line (bounded)
-    .lock             taken by whoever delivers or changes entries
+    .lock             held by whoever changes entries, never across network I/O
 
 Every file is written to a temporary name, fsynced, renamed, and the folder
 fsynced. A message is written before its metadata and deleted before it, so
@@ -16,6 +16,16 @@ a crash at any point leaves either the whole message (an ``.eml`` without
 metadata is picked up as new) or nothing of it (metadata without a message
 is a leftover of a delivery and removed). A crash between sending and
 deleting may send a message twice; nothing loses one.
+
+IDs are unique across the queue and ``failed/``: when some recipients of a
+message are refused for good while others are still waiting, the dead
+letter gets an ID of its own, the queued one's with ``-r1`` (``-r2``...)
+added, so ``notifier queue retry`` and ``drop`` can name either.
+
+A sender holds :meth:`Outbox.claim` on each message while it sends it: a
+lock on that message alone, so a second sender (``queue flush`` beside the
+daemon) skips it instead of sending it twice, while ``queue retry`` and
+``drop`` wait only for the short :meth:`Outbox.lock`.
 
 This module keeps the queue; :mod:`notifier.delivery` decides what to send
 and when.
@@ -31,6 +41,7 @@ import email.utils
 import fcntl
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Iterator, Sequence
@@ -39,13 +50,15 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Final
 
-from notifier.atomicfile import write_atomic
+from notifier.atomicfile import fsync_folder, make_folder, open_owned, write_atomic
 from notifier.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
 
 SENT_LOG_KEEP: Final = 1000
 """Lines ``sent.log`` keeps; it is trimmed to this when it grows past twice."""
+PART_MARK: Final = "-r"
+"""Joins a queued message's ID and the number of a dead-lettered part of it."""
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -80,6 +93,9 @@ class Entry:
     :param retried_at: when ``queue retry`` last made it due again; its age
         for ``[mail] max_age`` counts from then.
     :param reasons: for a failed entry, recipient -> why it failed.
+    :param refusals: how often the server refused this message for now
+        (4xx); the step of its own backoff.
+    :param delivered_to: the recipients who already have it.
     """
 
     id: str
@@ -92,6 +108,8 @@ class Entry:
     message_id: str = ""
     retried_at: float | None = None
     reasons: dict[str, str] = field(default_factory=dict)
+    refusals: int = 0
+    delivered_to: tuple[str, ...] = ()
 
     def age(self, now: float) -> float:
         """Return the seconds this entry has been waiting (since a retry)."""
@@ -114,8 +132,14 @@ class Entry:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {key: value for key, value in raw.items() if key in known}
         values["recipients"] = tuple(values.get("recipients", ()))
+        values["delivered_to"] = tuple(values.get("delivered_to", ()))
         values["reasons"] = dict(values.get("reasons", {}))
         return cls(**values)
+
+
+def part_id(entry_id: str, number: int) -> str:
+    """Return the ID of the ``number``-th dead-lettered part of a message."""
+    return f"{entry_id}{PART_MARK}{number}"
 
 
 def _parse(data: bytes) -> EmailMessage:
@@ -141,19 +165,58 @@ class Outbox:
         return cls(state_dir / "outbox")
 
     def _ensure(self) -> None:
-        self.failed_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_folder(self.folder)
+        make_folder(self.failed_folder)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the outbox lock (between processes too) while delivering or
-        changing entries; waits for the holder to finish."""
+        """Hold the outbox lock (between processes too) while changing entries;
+        waits for the holder to finish.
+
+        Hold it for file changes only, never across network I/O: ``queue
+        retry`` and ``drop`` wait for it.
+        """
         self._ensure()
-        with (self.folder / ".lock").open("a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        descriptor = open_owned(
+            self.folder / ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        )
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)
+
+    @contextlib.contextmanager
+    def claim(self, entry_id: str) -> Iterator[Entry | None]:
+        """Hold one queued message while sending it; yield its metadata as it
+        is now, or ``None`` when there is nothing to send.
+
+        ``None`` means the message is gone (sent or dropped meanwhile), or
+        another process is sending it right now (its claim is held), or it
+        cannot be read. The claim is a lock on the message file itself, so
+        it ends with this process, even a killed one. Does not wait.
+        """
+        try:
+            descriptor = os.open(self._eml(entry_id), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            yield None
+            return
+        except OSError as exc:
+            log.error("outbox: %s cannot be read (%s); left in place", entry_id, exc)
+            yield None
+            return
+        try:
             try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.debug("outbox: %s is being sent by another process", entry_id)
+                yield None
+                return
+            with self.lock():
+                current = self.get(entry_id)
+            yield current
+        finally:
+            os.close(descriptor)
 
     def put(
         self,
@@ -260,8 +323,30 @@ class Outbox:
             subject=str(message.get("Subject", "")),
             message_id=str(message.get("Message-ID", "")),
         )
-        _write_private(self._meta(entry_id, failed), entry.to_json())
+        try:
+            # Never over metadata written meanwhile (a `put` or a `retry`
+            # between its two steps): that one holds the true recipients.
+            # Damaged metadata found above is replaced.
+            write_atomic(
+                self._meta(entry_id, failed),
+                entry.to_json(),
+                0o600,
+                exclusive=not has_meta,
+            )
+        except FileExistsError:
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                return Entry.from_json(self._meta(entry_id, failed).read_bytes())
         return entry
+
+    def get(self, entry_id: str) -> Entry | None:
+        """Return the queued entry ``entry_id`` as it is on disk now, or
+        ``None`` when its message is gone (hold :meth:`lock` for a decision
+        based on it)."""
+        if not self._eml(entry_id).exists():
+            return None
+        return self._load_entry(
+            entry_id, failed=False, has_meta=self._meta(entry_id).exists()
+        )
 
     def message(self, entry_id: str, *, failed: bool = False) -> EmailMessage:
         """Return the queued message itself.
@@ -291,11 +376,18 @@ class Outbox:
         self._meta(entry_id, failed).unlink(missing_ok=True)
 
     def record_sent(self, entry: Entry, now: float) -> None:
-        """Append ``entry``'s Message-ID to ``sent.log``, trimming it when long."""
+        """Append ``entry``'s Message-ID to ``sent.log``, trimming it when long.
+
+        Hold :meth:`lock`: trimming rewrites the file.
+        """
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         line = f"{stamp} {entry.message_id or entry.id}\n"
-        with self.sent_log.open("a", encoding="utf-8") as handle:
-            handle.write(line)
+        self._ensure()
+        descriptor = open_owned(self.sent_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            os.write(descriptor, line.encode("utf-8"))
+        finally:
+            os.close(descriptor)
         lines = self.sent_log.read_text(encoding="utf-8").splitlines(keepends=True)
         if len(lines) > 2 * SENT_LOG_KEEP:
             _write_private(self.sent_log, "".join(lines[-SENT_LOG_KEEP:]).encode())
@@ -311,19 +403,47 @@ class Outbox:
     ) -> Entry | None:
         """Move ``recipients`` of ``entry`` to ``failed/`` with ``reason``.
 
-        The others stay queued. The dead letter is written before the queued
-        entry changes, so a crash leaves a copy too many, never none.
+        When nobody is left, the whole message moves and keeps its ID. When
+        others stay queued, the dead letter is a copy with an ID of its own
+        (see :func:`part_id`), so no ID names two messages. The dead letter
+        is written before the queued entry changes, so a crash leaves a copy
+        too many, never none. Hold :meth:`lock`.
 
         :returns: the entry still queued, or ``None`` when nobody is left.
+        :raises OSError: when the files cannot be written.
         """
         self._ensure()
+        remaining = tuple(r for r in entry.recipients if r not in recipients)
+        if remaining:
+            dead_id = self._free_part_id(entry.id)
+            dead = dataclasses.replace(
+                entry,
+                id=dead_id,
+                recipients=tuple(dict.fromkeys(recipients)),
+                last_error=reason,
+                next_try=now,
+                reasons=dict.fromkeys(recipients, reason),
+            )
+            _write_private(
+                self._eml(dead_id, failed=True), self._eml(entry.id).read_bytes()
+            )
+            _write_private(self._meta(dead_id, failed=True), dead.to_json())
+            still = dataclasses.replace(entry, recipients=remaining)
+            self.update(still)
+            return still
+
+        # The whole message: metadata first, then the message renamed (no
+        # copy, so even one we cannot read moves), then the queued metadata.
+        # A crash after the first step leaves failed metadata without a
+        # message, which is removed as a leftover: the message stays queued.
         failed_meta = self._meta(entry.id, failed=True)
         previous = None
         if failed_meta.exists():
+            # A crash came after this step once already.
             with contextlib.suppress(OSError, ValueError, TypeError):
                 previous = Entry.from_json(failed_meta.read_bytes())
         reasons = dict(previous.reasons) if previous else {}
-        reasons.update({recipient: reason for recipient in recipients})
+        reasons.update(dict.fromkeys(recipients, reason))
         kept = previous.recipients if previous else ()
         dead = dataclasses.replace(
             entry,
@@ -332,19 +452,27 @@ class Outbox:
             next_try=now,
             reasons=reasons,
         )
-        if not self._eml(entry.id, failed=True).exists():
-            _write_private(
-                self._eml(entry.id, failed=True), self._eml(entry.id).read_bytes()
-            )
         _write_private(failed_meta, dead.to_json())
+        self._eml(entry.id).replace(self._eml(entry.id, failed=True))
+        fsync_folder(self.failed_folder)
+        self._meta(entry.id).unlink(missing_ok=True)
+        return None
 
-        remaining = tuple(r for r in entry.recipients if r not in recipients)
-        if not remaining:
-            self.remove(entry.id)
-            return None
-        still = dataclasses.replace(entry, recipients=remaining)
-        self.update(still)
-        return still
+    def _free_part_id(self, entry_id: str) -> str:
+        """Return the first ``<entry_id>-rN`` no queued or failed file uses."""
+        taken = {path.name.partition(".")[0] for path in self._all_files()}
+        number = 1
+        while part_id(entry_id, number) in taken:
+            number += 1
+        return part_id(entry_id, number)
+
+    def _all_files(self) -> list[Path]:
+        return [
+            path
+            for folder in (self.folder, self.failed_folder)
+            if folder.is_dir()
+            for path in folder.iterdir()
+        ]
 
     def find(self, entry_id: str) -> tuple[Entry, bool]:
         """Return the entry called ``entry_id`` (or a unique prefix of it) and
@@ -371,21 +499,22 @@ class Outbox:
         raise UsageError(msg)
 
     def retry(self, entry_id: str, now: float) -> Entry:
-        """Make one message due now; a dead letter goes back in the queue for
-        the recipients it failed for.
+        """Make one message due now; a dead letter goes back in the queue,
+        under its own ID, for the recipients it failed for. Hold :meth:`lock`.
 
         :raises UsageError: when there is no such entry.
         """
         entry, failed = self.find(entry_id)
         again = dataclasses.replace(
-            entry, next_try=now, retried_at=now, reasons={}, last_error=entry.last_error
+            entry, next_try=now, retried_at=now, reasons={}, refusals=0
         )
         if not failed:
             self.update(again)
             return again
         if self._eml(entry.id).exists():
-            # Some recipients are still queued: add the failed ones back.
-            queued = Entry.from_json(self._meta(entry.id).read_bytes())
+            # Left by a crash in the middle of a dead letter: the same
+            # message is queued under this ID too; add the failed recipients.
+            queued = self.get(entry.id) or again
             again = dataclasses.replace(
                 queued,
                 recipients=tuple(

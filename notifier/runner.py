@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from notifier.atomicfile import make_folder
 from notifier.checks.base import Check, CheckContext, Result, Status
 from notifier.errors import ConfigError, PermissionRefusedError
 from notifier.units import format_duration
@@ -437,7 +438,7 @@ def make_state_dir(path: Path, config: Config) -> None:
         file in the way, a read-only filesystem); it names ``state_dir``.
     """
     try:
-        path.mkdir(mode=STATE_DIR_MODE, parents=True, exist_ok=True)
+        make_folder(path, STATE_DIR_MODE)
     except PermissionError as exc:
         msg = (
             f"cannot create check state folder {path}: permission denied; run "

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from notifier.atomicfile import move_aside, write_atomic
+from notifier.atomicfile import make_folder, move_aside, open_owned, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +161,13 @@ class SilenceStore:
     @contextmanager
     def _changing(self, now: datetime) -> Iterator[dict[str, Silence]]:
         """Yield the silences to change, under the lock file, then save them."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.parent, 0o777)
         lock_path = self.path.with_name(f"{SILENCES_FILE}.lock")
-        with self._lock, lock_path.open("a") as lock_file:
+        lock_flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        with (
+            self._lock,
+            os.fdopen(open_owned(lock_path, lock_flags, 0o644), "a") as lock_file,
+        ):
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             self._refresh(force=True, move_damaged=True)
             silences = {

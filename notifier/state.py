@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from notifier.atomicfile import move_aside, write_atomic
+from notifier.atomicfile import make_folder, move_aside, write_atomic
 from notifier.checks.base import Status
 from notifier.config import CHECK_NAME
 from notifier.events import EventKind
@@ -154,7 +154,7 @@ class AlertStore:
         :raises OSError: when the folder cannot be created.
         """
         self.folder = state_dir / ALERTS_FOLDER
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_folder(self.folder, 0o777)
         self._lock = threading.Lock()
         self._states: dict[str, AlertState] = {}
         self._unsaved: set[str] = set()

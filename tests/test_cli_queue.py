@@ -6,12 +6,16 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import threading
 
 import pytest
 from smtp_server import reserve_port
 from test_transport import make_message, smtp_table, write_config
 
+from notifier.delivery import Sender
+from notifier.loader import load
 from notifier.outbox import Outbox
+from notifier.transport import create_transport
 
 pytestmark = pytest.mark.slow
 
@@ -141,3 +145,109 @@ def test_flush_with_login_refused_exits_77(smtp_server, ca_file, tmp_path):
 
     assert result.returncode == 77
     assert "535" in result.stderr
+
+
+# Found by the audit -----------------------------------------------------
+
+
+def test_parts_refused_and_deferred_have_ids_of_their_own(
+    smtp_server, ca_file, tmp_path
+):
+    server = smtp_server(tls="implicit")
+    server.handler.rcpt_replies["gone@example.test"] = "550 5.1.1 no such user"
+    server.handler.rcpt_replies["busy@example.test"] = "450 4.2.1 mailbox busy"
+    path = write_config(tmp_path, smtp=smtp_table(server, ca_file, tmp_path))
+    outbox = Outbox.in_state_dir(tmp_path / "state")
+    entry = outbox.put(
+        make_message(to="ops@example.test, gone@example.test, busy@example.test")
+    )
+    loaded = load(path)
+    transport = create_transport(loaded.config, loaded.registry.transport_map())
+    Sender(loaded.config, transport, outbox).deliver_due()
+
+    listing = queue(path, "list")
+
+    [queued] = outbox.entries()
+    [dead] = outbox.failed()
+    assert (queued.id, queued.recipients) == (entry.id, ("busy@example.test",))
+    assert (dead.id, dead.recipients) == (f"{entry.id}-r1", ("gone@example.test",))
+    ids = [line.split()[0] for line in listing.stdout.splitlines()[1:] if line]
+    assert ids.count(queued.id) == 1
+    assert ids.count(dead.id) == 1
+
+    retried = queue(path, "retry", dead.id)
+    assert retried.returncode == 0, retried.stderr
+    assert f"{dead.id} 'disk full' is due now for gone@example.test" in retried.stdout
+    dropped = queue(path, "drop", entry.id)
+    assert dropped.returncode == 0, dropped.stderr
+    assert f"dropped queued message {entry.id} " in dropped.stdout
+
+    [left] = outbox.entries()
+    assert (left.id, left.recipients) == (dead.id, ("gone@example.test",))
+    assert outbox.failed() == []
+
+
+def test_list_during_an_outage_shows_attempts_error_and_next_try(tmp_path, ca_file):
+    with reserve_port() as holder:
+        table = {
+            "host": "127.0.0.1",
+            "port": holder.getsockname()[1],
+            "ca_file": str(ca_file),
+        }
+        path = write_config(tmp_path, smtp=table)
+        outbox = Outbox.in_state_dir(tmp_path / "state")
+        tried = outbox.put(make_message("tried twice"))
+        for _ in range(2):
+            assert queue(path, "flush").returncode == 69
+        later = outbox.put(make_message("queued during the outage"))
+
+    listing = queue(path, "list")
+
+    assert listing.returncode == 0, listing.stderr
+    [row] = [line for line in listing.stdout.splitlines() if line.startswith(tried.id)]
+    assert row.split()[2] == "2"  # attempts
+    assert "connection refused" in row
+    assert " in " in row and " due " not in row
+    [row] = [line for line in listing.stdout.splitlines() if line.startswith(later.id)]
+    assert " in " in row and " due " not in row
+
+
+def test_retry_and_drop_do_not_wait_for_a_hung_server(
+    hanging_server, tmp_path, ca_file
+):
+    server = hanging_server()
+    table = {
+        "host": server.host,
+        "port": server.port,
+        "ca_file": str(ca_file),
+        "timeout": "5m",
+    }
+    path = write_config(tmp_path, smtp=table)
+    outbox = Outbox.in_state_dir(tmp_path / "state")
+    keep = outbox.put(make_message("keep me"))
+    gone = outbox.put(make_message("drop me"))
+    loaded = load(path)
+    transport = create_transport(loaded.config, loaded.registry.transport_map())
+    sender = Sender(loaded.config, transport, outbox)
+    reports = []
+    delivering = threading.Thread(target=lambda: reports.append(sender.deliver_due()))
+    delivering.start()
+    assert server.accepted.wait(30)
+
+    # The sender now waits for the server, which will never answer: the
+    # commands must not wait for it (the outbox lock is not held).
+    dropped = queue(path, "drop", gone.id)
+    retried = queue(path, "retry", keep.id)
+
+    assert dropped.returncode == 0, dropped.stderr
+    assert retried.returncode == 0, retried.stderr
+    assert delivering.is_alive()
+    server.release()
+    delivering.join(30)
+    [report] = reports
+    assert report.error_kind == "transient"
+    # The dropped message stays dropped; the other keeps the error.
+    [left] = outbox.entries()
+    assert left.id == keep.id
+    assert left.attempts == 1
+    assert left.last_error == report.error

@@ -82,7 +82,8 @@ def test_refused_login_backs_off_then_delivers_each_alert_once(
 
             # Before the step is over nothing is tried, however often we ask.
             clock.now += wait - 1
-            assert sender.deliver_due().held_back
+            waiting = sender.deliver_due()
+            assert not waiting.sent and not waiting.error
             assert len(server.logins) == step
             clock.now += 1
 
@@ -398,27 +399,41 @@ def test_message_survives_sigkill_and_goes_out_after_restart(
 
 
 class BrokenTransport:
-    """A plugin transport that breaks the contract by raising a plain error."""
+    """A plugin transport that breaks the contract by raising a plain error,
+    as smtplib did on a non-ASCII password: the text quotes the password."""
 
     def describe(self):
         return "broken plugin"
 
     def session(self):
-        raise RuntimeError("bug in the plugin")
+        auth_line = "\0alerts@example.test\0pässwörd"
+        raise UnicodeEncodeError("ascii", auth_line, 22, 23, "ordinal not in range")
 
 
-def test_a_transport_raising_anything_is_a_failure_not_a_crash(tmp_path):
+def test_a_transport_raising_anything_is_a_failure_not_a_crash(tmp_path, caplog):
     clock = Clock()
     loaded = load(write_config(tmp_path))
     outbox = Outbox.in_state_dir(loaded.config.notifier.state_dir)
     sender = Sender(loaded.config, BrokenTransport(), outbox, clock=clock)
     outbox.put(make_message(), now=clock.now)
 
-    report = sender.deliver_due()
+    with caplog.at_level(logging.DEBUG):
+        report = sender.deliver_due()
 
-    assert "broken plugin raised RuntimeError: bug in the plugin" in report.error
+    assert "broken plugin raised UnicodeEncodeError while opening a session" in (
+        report.error
+    )
     assert len(outbox.entries()) == 1
     assert sender.next_wakeup() == read_status(tmp_path / "state").next_try > clock.now
+    # Nothing of the error's text (which quotes the password) is kept or
+    # logged, not even at DEBUG: only its type and the step.
+    status_text = (tmp_path / "state" / "delivery.json").read_text()
+    [entry] = outbox.entries()
+    for where in (report.error, status_text, caplog.text, entry.last_error):
+        assert "\\xe4" not in where and "ä" not in where
+        assert "position" not in where
+        assert "pässwörd" not in where
+    assert "UnicodeEncodeError" in caplog.text
 
 
 def test_next_wakeup_follows_the_earliest_message(tmp_path):
@@ -431,3 +446,170 @@ def test_next_wakeup_follows_the_earliest_message(tmp_path):
     outbox.put(make_message(), now=clock.now + 30)
 
     assert sender.next_wakeup() == clock.now + 30
+
+
+# Found by the audit -----------------------------------------------------
+
+
+def test_non_ascii_password_delivers(smtp_server, ca_file, tmp_path):
+    from test_transport import password_file
+
+    password = "pässwörd"  # noqa: S105 - the test server's
+    server = smtp_server(tls="implicit", password=password)
+    clock = Clock()
+    table = smtp_table(server, ca_file, tmp_path)
+    password_file(tmp_path, text=password)
+    sender, outbox = make_sender(write_config(tmp_path, smtp=table), clock)
+    outbox.put(make_message(), now=clock.now)
+
+    report = sender.deliver_due()
+
+    assert not report.error
+    assert subjects(server) == ["disk full"]
+    assert server.logins[-1].accepted
+
+
+def test_backoff_counts_from_when_the_failure_was_seen(
+    hanging_server, ca_file, tmp_path, caplog
+):
+    clock = Clock()
+
+    def thirty_seconds_pass():
+        # The server keeps the client waiting 30 s (on the test's clock) and
+        # then hangs up without a word; the attempt ends after that.
+        clock.now += 30
+
+    server = hanging_server(on_accept=thirty_seconds_pass, hold=False)
+    table = {
+        "host": server.host,
+        "port": server.port,
+        "ca_file": str(ca_file),
+        "timeout": "5s",
+    }
+    path = write_config(tmp_path, smtp=table, mail={"retry_initial": "3s"})
+    sender, outbox = make_sender(path, clock, chance=lambda: 0.0)
+    outbox.put(make_message(), now=clock.now)
+
+    with caplog.at_level(logging.CRITICAL):
+        report = sender.deliver_due()
+
+    assert report.error
+    assert server.connections == 1
+    failed_at = T0 + 30
+    assert read_status(tmp_path / "state").next_try == failed_at + 3
+    assert "next try in 3s" in caplog.text
+    [entry] = outbox.entries()
+    assert entry.next_try == failed_at + 3
+
+    clock.now = failed_at + 2
+    sender.deliver_due()
+    assert server.connections == 1
+
+    clock.now = failed_at + 3
+    sender.deliver_due()
+    assert server.connections == 2
+
+
+def test_messages_held_back_by_an_outage_say_why_and_when(tmp_path, ca_file):
+    clock = Clock()
+    with reserve_port() as holder:
+        table = {
+            "host": "127.0.0.1",
+            "port": holder.getsockname()[1],
+            "ca_file": str(ca_file),
+        }
+        sender, outbox = make_sender(write_config(tmp_path, smtp=table), clock)
+        outbox.put(make_message("first"), now=clock.now)
+        outbox.put(make_message("second"), now=clock.now)
+        for _ in range(3):
+            sender.deliver_due()
+            clock.now = read_status(tmp_path / "state").next_try
+
+    status = read_status(tmp_path / "state")
+    entries = outbox.entries()
+    assert [entry.attempts for entry in entries] == [3, 3]
+    for entry in entries:
+        assert "connection refused" in entry.last_error
+        assert entry.next_try == status.next_try
+
+
+def test_partial_delivery_records_the_message_id_once(smtp_server, ca_file, tmp_path):
+    server = smtp_server(tls="implicit")
+    server.handler.rcpt_replies["full@example.test"] = "452 4.2.2 mailbox full"
+    clock = Clock()
+    sender, outbox = make_sender(
+        write_config(tmp_path, smtp=smtp_table(server, ca_file, tmp_path)), clock
+    )
+    outbox.put(make_message(to="ops@example.test, full@example.test"), now=clock.now)
+
+    report = sender.deliver_due()
+
+    assert report.partly_sent == report.retrying
+    [line] = outbox.sent()
+    assert line.endswith(" <disk-full@web-1.example.test>")
+    [waiting] = outbox.entries()
+    assert waiting.delivered_to == ("ops@example.test",)
+
+    del server.handler.rcpt_replies["full@example.test"]
+    clock.now = waiting.next_try
+    sender.deliver_due()
+
+    assert [m.rcpt_tos for m in server.messages] == [
+        ("ops@example.test",),
+        ("full@example.test",),
+    ]
+    assert outbox.sent() == [line]
+    assert read_status(tmp_path / "state").last_success == clock.now
+
+
+def test_login_the_server_cannot_check_now_backs_off_then_delivers(
+    smtp_server, ca_file, tmp_path, caplog
+):
+    server = smtp_server(tls="implicit", refuse_logins=1)
+    server.authenticator.refusal_reply = "454 4.7.0 Temporary authentication failure"
+    clock = Clock()
+    sender, outbox = make_sender(
+        write_config(tmp_path, smtp=smtp_table(server, ca_file, tmp_path)), clock
+    )
+    outbox.put(make_message(), now=clock.now)
+
+    with caplog.at_level(logging.CRITICAL):
+        report = sender.deliver_due()
+
+    assert report.error_kind == "transient"
+    assert "could not check the login right now" in report.error
+    assert "could not check the login right now: 454 4.7.0" in caplog.text
+    assert "password_file" not in caplog.text
+    status = read_status(tmp_path / "state")
+    assert status.kind == "transient"
+
+    clock.now = status.next_try
+    sender.deliver_due()
+
+    assert subjects(server) == ["disk full"]
+    assert len(server.logins) == 2
+
+
+def test_outage_note_is_wrapped_to_the_body_width(tmp_path, server_cert, ca_file):
+    from smtp_server import SmtpServer
+
+    clock = Clock()
+    holder = reserve_port()
+    port = holder.getsockname()[1]
+    table = {"host": "127.0.0.1", "port": port, "ca_file": str(ca_file)}
+    sender, outbox = make_sender(write_config(tmp_path, smtp=table), clock)
+    outbox.put(make_message("held back"), now=clock.now)
+    sender.deliver_due()
+    holder.close()
+
+    with SmtpServer(tls="implicit", cert=server_cert, port=port) as server:
+        clock.now = read_status(tmp_path / "state").next_try
+        sender.deliver_due()
+        [received] = server.messages
+
+    body = received.message().get_body(("plain",)).get_content()
+    note = body.split("\n\n")[0]
+    assert note.startswith("Mail delivery from this host was failing from")
+    assert "connection refused" in " ".join(note.split())
+    assert len(note.splitlines()) > 2
+    assert max(len(line) for line in body.splitlines()) <= 78

@@ -110,6 +110,28 @@ def test_dead_letter_of_one_recipient_keeps_the_others_queued(outbox):
     assert dead.recipients == ("b@example.test",)
     assert dead.reasons == {"b@example.test": "550 no such user"}
     assert outbox.message(dead.id, failed=True)["Subject"] == "disk full"
+    # An ID of its own: `queue retry ID` and `drop ID` name one message.
+    assert dead.id == f"{entry.id}-r1"
+    assert outbox.find(entry.id) == (queued, False)
+    assert outbox.find(dead.id) == (dead, True)
+
+
+def test_a_second_dead_lettered_part_gets_the_next_number(outbox):
+    entry = outbox.put(
+        make_message(to="a@example.test, b@example.test, c@example.test"), now=T0
+    )
+
+    still = outbox.dead_letter(entry, ["b@example.test"], "550 no", T0)
+    assert still is not None
+    outbox.dead_letter(still, ["c@example.test"], "550 no", T0 + 1)
+    outbox.dead_letter(outbox.entries()[0], ["a@example.test"], "too old", T0 + 2)
+
+    assert outbox.entries() == []
+    assert sorted((dead.id, dead.recipients) for dead in outbox.failed()) == [
+        (entry.id, ("a@example.test",)),
+        (f"{entry.id}-r1", ("b@example.test",)),
+        (f"{entry.id}-r2", ("c@example.test",)),
+    ]
 
 
 def test_dead_letter_of_everyone_empties_the_queue(outbox):
@@ -196,3 +218,32 @@ def test_lock_excludes_another_process(outbox, tmp_path):
     )
 
     assert (held.stdout.strip(), released.stdout.strip()) == ("locked", "free")
+
+
+def test_a_claimed_message_is_skipped_by_a_second_sender(outbox):
+    entry = outbox.put(make_message(), now=T0)
+
+    with outbox.claim(entry.id) as first, outbox.claim(entry.id) as second:
+        assert first == entry
+        assert second is None
+    with outbox.claim(entry.id) as again:
+        assert again == entry
+
+
+def test_a_claim_sees_what_changed_and_what_went(outbox):
+    entry = outbox.put(make_message(), now=T0)
+    outbox.retry(entry.id, now=T0 + 60)
+
+    with outbox.claim(entry.id) as current:
+        assert current is not None
+        assert current.retried_at == T0 + 60
+    outbox.drop(entry.id)
+    with outbox.claim(entry.id) as gone:
+        assert gone is None
+
+
+def test_outbox_folders_are_private(outbox):
+    outbox.put(make_message(), now=T0)
+
+    assert outbox.folder.stat().st_mode & 0o777 == 0o700
+    assert outbox.failed_folder.stat().st_mode & 0o777 == 0o700

@@ -5,8 +5,12 @@ its age, attempts, next try and last error; ``flush`` delivers every queued
 message now, ignoring next-try times and the transport's backoff; ``retry``
 makes one message due now (a dead letter goes back in the queue); ``drop``
 deletes one without asking and says what it was. IDs may be shortened to any
-unique prefix. Changes are made under the outbox lock, so they never race
-the daemon's sender.
+unique prefix. Every row has an ID of its own: when a message was refused
+for good for some recipients while others still wait, the dead letter's ID
+is the queued one's plus ``-r1``, so each part can be retried or dropped
+alone. Changes are made under the outbox lock, which a sender holds only
+while it changes files (never while it waits for a mail server), so they
+neither race the daemon's sender nor wait for a hung server.
 """
 
 from __future__ import annotations
@@ -73,13 +77,18 @@ def _clip(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 3] + "..."
 
 
-def _row(entry: Entry, now: float, failed: bool) -> list[str]:
+def _row(entry: Entry, now: float, failed: bool, status: DeliveryStatus) -> list[str]:
+    # While the transport backs off, nothing goes before its next try, even
+    # a message queued after the last attempt.
+    not_before = entry.next_try
+    if status.failing_since is not None:
+        not_before = max(not_before, status.next_try)
     if failed:
         next_try = "failed"
-    elif entry.next_try <= now:
+    elif not_before <= now:
         next_try = "due"
     else:
-        next_try = "in " + human_duration(entry.next_try - now)
+        next_try = "in " + human_duration(not_before - now)
     return [
         entry.id,
         _ago(entry.created, now),
@@ -116,13 +125,14 @@ def run_list(args: argparse.Namespace) -> int:
     outbox = _outbox(loaded)
     now = time.time()
     queued, failed = outbox.entries(), outbox.failed()
-    _print_delivery(read_status(loaded.config.notifier.state_dir), now)
+    status = read_status(loaded.config.notifier.state_dir)
+    _print_delivery(status, now)
     if not queued and not failed:
         print(f"the outbox is empty ({outbox.folder})")
         return EX_OK
 
-    rows = [_row(entry, now, failed=False) for entry in queued]
-    rows += [_row(entry, now, failed=True) for entry in failed]
+    rows = [_row(entry, now, False, status) for entry in queued]
+    rows += [_row(entry, now, True, status) for entry in failed]
     _print_table(rows)
     print()
     print(f"{len(queued)} queued, {len(failed)} failed ({outbox.folder})")

@@ -4,7 +4,10 @@ It is the embedded default for trying notifier without a mail server, and
 handy for debugging what would be sent. Files are named
 ``<UTC timestamp>-<random id>.eml``, written to a temporary name, flushed to
 disk and renamed, so a reader never sees half a message. The folder is
-created private (0700): alerts may carry log lines.
+created private (0700): alerts may carry log lines. Run as root (``notifier
+test-send``, ``queue flush``), what it creates belongs to the owner of the
+folder it is created in, as everything notifier creates (see
+:mod:`notifier.atomicfile`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from notifier import hookimpl
-from notifier.atomicfile import write_atomic
+from notifier.atomicfile import make_folder, write_atomic
 from notifier.config import Config
 from notifier.transport import SendOutcome, ServerUnavailable, TransportType
 
@@ -43,7 +46,7 @@ class FileTransport:
         :raises ServerUnavailable: when the folder cannot be created.
         """
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_folder(self.directory)
         except OSError as exc:
             msg = f"file {self.directory}: cannot create the folder: {exc.strerror}"
             raise ServerUnavailable(msg) from exc
