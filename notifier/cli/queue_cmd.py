@@ -37,7 +37,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "queue",
         help="look at and act on the outbox of undelivered mail",
-        description="Without an action, list the outbox.",
+        description="Without an action, list the outbox. Every message has an "
+        "ID of its own: when a message was refused for good for some "
+        "recipients while others still wait, the refused part is listed as a "
+        "failed message whose ID is the queued one's plus -r1.",
     )
     add_config_argument(parser)
     parser.set_defaults(handler=run_list)
