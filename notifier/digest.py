@@ -15,6 +15,10 @@ worse, and the value came close at ``value >= 0.8 * warning``; when
 ``value * 0.8 <= warning``. The value looked at is the day's peak (from
 :meth:`DigestLog.note_value`) and the last result's value. A check without a
 numeric ``warning`` option (a command check) never counts as close.
+
+Every text the digest quotes from checks or the mail server (summaries,
+subjects, errors) is masked with the same redactor as alerts
+(``[mail] redact`` and the built-in secret shapes) before it is shortened.
 """
 
 from __future__ import annotations
@@ -29,16 +33,11 @@ from typing import Any, Final
 
 from notifier import __version__
 from notifier.attachments import printable
-from notifier.compose import (
-    SUBJECT_LIMIT,
-    clean_header_value,
-    human_duration,
-    new_message,
-    shorten,
-)
+from notifier.compose import SUBJECT_LIMIT, new_message
 from notifier.config import CheckSpec, Config
 from notifier.delivery import DeliveryStatus, read_status
 from notifier.digestlog import DigestLog, NotedEvent, Peak
+from notifier.mailtext import clean_header_value, human_duration, shorten
 from notifier.outbox import Entry, Outbox
 from notifier.redact import Redactor, redactor_for
 from notifier.state import AlertState
@@ -119,9 +118,9 @@ def compose_digest(
     body = _opening(host, rows, start, now)
     body += _checks_block(rows, now)
     body += _close_block(config.checks, rows, digest_log.peaks())
-    body += _alerts_block(digest_log, outbox, start)
-    body += _delayed_block(outbox, delivery, now)
-    body += _failed_block(outbox, start, now)
+    body += _alerts_block(digest_log, outbox, start, redactor)
+    body += _delayed_block(outbox, delivery, now, redactor)
+    body += _failed_block(outbox, start, now, redactor)
     body += _closing(config, host, now)
 
     message = new_message(config.mail, config.notifier.hostname, recipients, now)
@@ -148,18 +147,28 @@ def _rows(
             continue
         record = records.get(spec.name, {})
         status = str(record.get("status") or _PENDING)
-        summary, _ = redactor.redact(str(record.get("summary") or "not run yet"))
+        summary = str(record.get("summary") or "not run yet")
         value = record.get("value")
         rows.append(
             _Row(
                 name=spec.name,
                 status=status if status in _ORDER else "UNKNOWN",
-                summary=printable(summary),
+                summary=_quote(redactor, summary, 200),
                 state=alerts.get(spec.name),
                 value=float(value) if isinstance(value, int | float) else None,
             )
         )
     return sorted(rows, key=lambda row: (_ORDER.index(row.status), row.name))
+
+
+def _quote(redactor: Redactor, text: str, limit: int) -> str:
+    """Return check or server text for the body: masked, printable, shortened.
+
+    Masking comes first, so shortening can never cut a secret's key off and
+    leave its value.
+    """
+    masked, _ = redactor.redact(text)
+    return shorten(printable(masked), limit)
 
 
 def _tally(rows: Iterable[_Row]) -> Counter[str]:
@@ -231,7 +240,7 @@ def _checks_block(rows: Sequence[_Row], now: datetime) -> list[str]:
     if not rows:
         return [*lines, "No checks are configured."]
     for row in rows:
-        lines.append(f"{row.status:<8}  {row.name}: {shorten(row.summary, 200)}")
+        lines.append(f"{row.status:<8}  {row.name}: {row.summary}")
         state = row.state
         if row.status == "OK" or state is None or state.since is None:
             continue
@@ -299,7 +308,9 @@ def _close_block(
     ]
 
 
-def _alerts_block(digest_log: DigestLog, outbox: Outbox, start: datetime) -> list[str]:
+def _alerts_block(
+    digest_log: DigestLog, outbox: Outbox, start: datetime, redactor: Redactor
+) -> list[str]:
     lines = _heading("Alerts")
     events = digest_log.events()
     hidden = digest_log.overflow()
@@ -311,9 +322,8 @@ def _alerts_block(digest_log: DigestLog, outbox: Outbox, start: datetime) -> lis
         lines.append(f"{_plural(total, 'alert')} in this period:")
     for noted in events[-LISTED:]:
         status = "" if noted.kind == "RECOVERY" else f" {noted.status}"
-        summary = shorten(printable(noted.summary), 120)
         lines.append(f"  {_when(noted.at)}  {noted.kind}{status} {noted.check}")
-        lines.append(f"    {summary}")
+        lines.append(f"    {_quote(redactor, noted.summary, 120)}")
     if total > LISTED:
         lines.append(f"  ... and {total - LISTED} earlier, not listed")
     lines.append(
@@ -336,7 +346,7 @@ def _delivered_since(outbox: Outbox, start: datetime) -> int:
 
 
 def _delayed_block(
-    outbox: Outbox, delivery: DeliveryStatus, now: datetime
+    outbox: Outbox, delivery: DeliveryStatus, now: datetime, redactor: Redactor
 ) -> list[str]:
     lines = _heading("Delayed")
     if delivery.failing_since is not None:
@@ -344,7 +354,7 @@ def _delayed_block(
         lines += _wrap(
             f"Mail delivery has been failing since {_when(since)} "
             f"(for {_ago(since, now)}, {_plural(delivery.failures, 'attempt')}); "
-            f"the last error was: {printable(delivery.last_error)}"
+            f"the last error was: {_quote(redactor, delivery.last_error, 300)}"
         )
     waiting = outbox.entries()
     if not waiting:
@@ -356,14 +366,16 @@ def _delayed_block(
         f"the outbox, the oldest since {_when(oldest)}:"
     )
     for entry in waiting[:LISTED]:
-        lines += _entry_lines(entry, now, failed=False)
+        lines += _entry_lines(entry, now, redactor, failed=False)
     if len(waiting) > LISTED:
         lines.append(f"  ... and {len(waiting) - LISTED} more")
     return lines
 
 
-def _entry_lines(entry: Entry, now: datetime, *, failed: bool) -> list[str]:
-    subject = shorten(printable(entry.subject), 70)
+def _entry_lines(
+    entry: Entry, now: datetime, redactor: Redactor, *, failed: bool
+) -> list[str]:
+    subject = _quote(redactor, entry.subject, 70)
     if failed:
         # A dead letter's next_try is when it was moved to failed/.
         moment = datetime.fromtimestamp(max(entry.created, entry.next_try), UTC)
@@ -373,14 +385,16 @@ def _entry_lines(entry: Entry, now: datetime, *, failed: bool) -> list[str]:
         lines = [f"  {entry.id} queued {_ago(queued, now)} ago: {subject}"]
     detail = _plural(entry.attempts, "attempt") if entry.attempts else ""
     if entry.last_error:
-        reason = shorten(printable(entry.last_error), 160)
+        reason = _quote(redactor, entry.last_error, 160)
         detail = f"{detail}; {reason}" if detail else reason
     if detail:
         lines.append(f"    {detail}")
     return lines
 
 
-def _failed_block(outbox: Outbox, start: datetime, now: datetime) -> list[str]:
+def _failed_block(
+    outbox: Outbox, start: datetime, now: datetime, redactor: Redactor
+) -> list[str]:
     lines = _heading("Failed")
     failed = [
         entry
@@ -396,7 +410,7 @@ def _failed_block(outbox: Outbox, start: datetime, now: datetime) -> list[str]:
         "(`notifier queue list`, `notifier queue retry ID`):"
     )
     for entry in failed[:LISTED]:
-        lines += _entry_lines(entry, now, failed=True)
+        lines += _entry_lines(entry, now, redactor, failed=True)
     if len(failed) > LISTED:
         lines.append(f"  ... and {len(failed) - LISTED} more")
     return lines

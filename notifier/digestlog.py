@@ -26,8 +26,9 @@ from typing import Any, Final
 
 from notifier.atomicfile import make_folder, open_owned, write_atomic
 from notifier.checks.base import Status
-from notifier.compose import shorten
 from notifier.events import AlertEvent
+from notifier.mailtext import shorten
+from notifier.redact import Redactor, redactor_for
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +70,17 @@ class DigestLog:
     most every :data:`PEAK_FLUSH_SECONDS`, so it costs a lock and a compare
     per check run. The file stops growing at :data:`MAX_FILE_BYTES`; events
     past that are counted, not listed. A write that fails is logged once and
-    the record is kept in memory.
+    the record is kept in memory. A summary is masked (:mod:`notifier.redact`)
+    before it is cut to :data:`SUMMARY_CHARS` and kept, so neither the cut
+    nor the file can hold a secret the redactor knows.
 
     :param state_dir: the daemon's state folder.
     :param now: when this record starts if there is none on disk (default:
         the clock).
     :param max_bytes: the file's size limit.
     :param peak_flush_seconds: how often changed peaks are written at most.
+    :param redactor: masks summaries (default: the built-in secret shapes;
+        :func:`notifier.digest.compose_digest` adds ``[mail] redact``).
     """
 
     def __init__(
@@ -85,8 +90,10 @@ class DigestLog:
         *,
         max_bytes: int = MAX_FILE_BYTES,
         peak_flush_seconds: float = PEAK_FLUSH_SECONDS,
+        redactor: Redactor | None = None,
     ) -> None:
         self.path = state_dir / DIGEST_FILE
+        self.redactor = redactor or redactor_for(())
         self.max_bytes = max_bytes
         self.peak_flush_seconds = peak_flush_seconds
         self._lock = threading.Lock()
@@ -105,13 +112,14 @@ class DigestLog:
 
     def note_event(self, event: AlertEvent) -> None:
         """Remember ``event`` for the next digest and append it to the file."""
+        summary, _ = self.redactor.redact(event.summary)
         noted = NotedEvent(
             at=event.at,
             kind=event.kind.value,
             check=event.check,
             status=event.status.name,
             previous=event.previous_status.name if event.previous_status else None,
-            summary=shorten(event.summary, SUMMARY_CHARS),
+            summary=shorten(summary, SUMMARY_CHARS),
         )
         line = {"type": "event", **_event_to_json(noted)}
         with self._lock:

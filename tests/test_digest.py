@@ -277,7 +277,7 @@ def test_digest_refuses_when_nobody_would_get_it(tmp_path):
         )
 
 
-def make_event(check, at, kind=EventKind.PROBLEM, status=Status.WARNING):
+def make_event(check, at, kind=EventKind.PROBLEM, status=Status.WARNING, summary=""):
     return AlertEvent(
         kind=kind,
         check=check,
@@ -285,10 +285,60 @@ def make_event(check, at, kind=EventKind.PROBLEM, status=Status.WARNING):
         host=HOST,
         status=status,
         previous_status=None,
-        summary=f"{check} at {at.isoformat()}",
+        summary=summary or f"{check} at {at.isoformat()}",
         since=at,
         at=at,
     )
+
+
+def test_digest_masks_secrets_wherever_it_quotes_check_output(tmp_path):
+    config = digest_config(tmp_path, redact=[r"customer=(\w+)"])
+    state_dir = config.notifier.state_dir
+    now = datetime.now(UTC)
+    digest_log = DigestLog(state_dir, now=now - timedelta(days=1))
+    line = "ERROR login failed password=hunter2 token=abcd1234secret"
+    digest_log.note_event(
+        make_event("app-log", now - timedelta(hours=5), summary=f"1 line: {line}")
+    )
+    digest_log.note_event(
+        make_event(
+            "app-log", now - timedelta(hours=4), summary="refund customer=ACME42"
+        )
+    )
+    # The record keeps 300 characters: the cut must not leave half a secret.
+    long_summary = "x" * 270 + ' passphrase="correct horse battery staple"'
+    digest_log.note_event(
+        make_event("app-log", now - timedelta(hours=3), summary=long_summary)
+    )
+    outbox = Outbox.in_state_dir(state_dir)
+    outbox.put(make_message(f"CRITICAL app-log {line}"))
+    records = {
+        "app-log": record("CRITICAL", f"1 line: {line}", 1.0),
+        "memory": record("OK", "41% used; top: mysqld --password s3cr3tpw", 41.0),
+    }
+
+    message = compose_digest(
+        config,
+        records=records,
+        alerts={},
+        digest_log=digest_log,
+        outbox=outbox,
+        now=now,
+    )
+
+    raw = message.as_bytes()
+    for secret in (b"hunter2", b"abcd1234secret", b"ACME42", b"correct", b"s3cr3tpw"):
+        assert secret not in raw
+    body = body_of(parse(message))
+    alerts = section(body, "Alerts")
+    assert "1 line: ERROR login failed password=[masked] token=[masked]" in alerts
+    assert "refund customer=[masked]" in alerts
+    assert "CRITICAL  app-log: 1 line: ERROR login failed password=[masked]" in body
+    assert "mysqld --password [masked]" in section(body, "Checks")
+    assert "CRITICAL app-log ERROR login failed password=[masked]" in (
+        " ".join(section(body, "Delayed").split())
+    )
+    assert b"hunter2" not in (state_dir / "digest.jsonl").read_bytes()
 
 
 def test_events_noted_from_many_threads_are_all_kept_whole(tmp_path):
