@@ -30,7 +30,6 @@ import dataclasses
 import json
 import logging
 import random
-import textwrap
 import time
 import traceback
 from collections.abc import Callable
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Final
 
 from notifier.atomicfile import make_folder, write_atomic
-from notifier.compose import human_duration, mark_queued_since
+from notifier.compose import add_notice, human_duration, mark_queued_since
 from notifier.config import Config
 from notifier.errors import ConfigError, DataError
 from notifier.outbox import Entry, Outbox
@@ -63,8 +62,6 @@ LATE_AFTER: Final = 60.0
 """Seconds after which a message counts as late and says when it was queued."""
 JITTER: Final = 0.2
 """Each backoff wait is cut by up to this fraction, at random."""
-NOTE_WIDTH: Final = 72
-"""Width the outage note is wrapped to, that of the composed bodies."""
 
 
 def backoff_delay(step: int, initial: float, maximum: float, chance: float) -> float:
@@ -376,15 +373,12 @@ class Sender:
 
     def _outage_note(self, status: DeliveryStatus, now: float, count: int) -> str:
         since = status.failing_since if status.failing_since is not None else now
-        text = (
+        return (
             f"Mail delivery from this host was failing from "
             f"{_stamp(since)} to {_stamp(now)} "
             f"({human_duration(now - since)}, {status.failures} "
             f"attempt(s)); the last error was: {status.last_error}. "
             f"{count} message(s) held back meanwhile go out now."
-        )
-        return textwrap.fill(
-            text, width=NOTE_WIDTH, break_long_words=False, break_on_hyphens=False
         )
 
     def _prepare(self, entry: Entry, now: float, note: str | None) -> EmailMessage:
@@ -395,7 +389,11 @@ class Sender:
             except ValueError:
                 log.debug("outbox: %s has no text body to mark as late", entry.id)
         if note is not None:
-            _prepend_note(message, note)
+            try:
+                # Wrapped to the body's width, control characters removed.
+                add_notice(message, note)
+            except ValueError:
+                log.debug("outbox: %s has no text body for the outage note", entry.id)
         return message
 
     def _send_one(
@@ -557,12 +555,3 @@ class Sender:
         updated = dataclasses.replace(status, queued=len(entries), oldest_queued=oldest)
         if updated != read_status(self.state_dir):
             _write_status(self.state_dir, updated)
-
-
-def _prepend_note(message: EmailMessage, note: str) -> None:
-    """Put ``note`` first in the plain-text body of ``message``."""
-    body = message.get_body(("plain",))
-    if not isinstance(body, EmailMessage):
-        return
-    text = body.get_content()
-    body.set_content(f"{note}\n\n{text}")
