@@ -150,6 +150,19 @@ class DeliveryReport:
     queued: int = 0
 
 
+def _unexpected(transport: Transport, exc: Exception, step: str) -> str:
+    """Return what to say of an exception nobody expected, without its text.
+
+    An OSError (the outbox could not be written, say) keeps its system
+    reason and file name, which hold no secret; the rest shows its type.
+    """
+    where = f"{transport.describe()} raised {type(exc).__name__} while {step}"
+    if isinstance(exc, OSError) and exc.strerror:
+        place = f" ({exc.filename})" if exc.filename else ""
+        return f"{where}: {exc.strerror}{place}"
+    return f"{where}; its message is not shown, as it may hold a password"
+
+
 def _when(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
@@ -283,11 +296,7 @@ class Sender:
                 step,
                 "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
             )
-            msg = (
-                f"{self.transport.describe()} raised {type(exc).__name__} while "
-                f"{step}; its message is not shown, as it may hold a password"
-            )
-            failure = ServerUnavailable(msg)
+            failure = ServerUnavailable(_unexpected(self.transport, exc, step))
             return self._transport_failed(failure, status, pending, report)
 
         done = self.clock()
@@ -481,14 +490,9 @@ class Sender:
     ) -> None:
         """Apply what the server said to the entry as it is now (lock held)."""
         now = self.clock()
-        delivered = set(outcome.delivered)
-        later = [r for r, refusal in outcome.refused.items() if not refusal.permanent]
-        never = [r for r, refusal in outcome.refused.items() if refusal.permanent]
         current = self.outbox.get(sent.id) or dataclasses.replace(sent, recipients=())
-        if delivered and not current.delivered_to:
-            # Once per message, when the first recipient took it.
-            self.outbox.record_sent(current, now)
-        if delivered:
+        first_delivery = bool(outcome.delivered) and not current.delivered_to
+        if outcome.delivered:
             log.info(
                 "outbox: %s %r sent to %s",
                 sent.id,
@@ -496,6 +500,19 @@ class Sender:
                 ", ".join(outcome.delivered),
             )
 
+        self._keep_the_rest(current, outcome, report, now)
+
+        if first_delivery:
+            # Once per message, when the first recipient took it. Last: a log
+            # that cannot be written must not keep a delivered message
+            # queued, to go out again and again.
+            self.outbox.record_sent(current, now)
+
+    def _keep_the_rest(
+        self, current: Entry, outcome: SendOutcome, report: DeliveryReport, now: float
+    ) -> None:
+        """Remove the entry, or keep, retry or dead-letter who did not get it."""
+        delivered = set(outcome.delivered)
         after = dataclasses.replace(
             current,
             recipients=tuple(r for r in current.recipients if r not in delivered),
@@ -503,29 +520,32 @@ class Sender:
             attempts=current.attempts + 1,
         )
         if not after.recipients:
-            self.outbox.remove(sent.id)
-            report.sent.append(sent.id)
+            self.outbox.remove(current.id)
+            report.sent.append(current.id)
             return
         if delivered:
-            report.partly_sent.append(sent.id)
+            report.partly_sent.append(current.id)
+
         remaining: Entry | None = after
-        never = [r for r in never if r in after.recipients]
+        refused = outcome.refused
+        never = [r for r in after.recipients if r in refused and refused[r].permanent]
         if never:
-            reasons = "; ".join(f"{r}: {outcome.refused[r]}" for r in never)
+            reasons = "; ".join(f"{r}: {refused[r]}" for r in never)
             remaining = self.outbox.dead_letter(after, never, reasons, now)
-            report.failed.append(sent.id)
+            report.failed.append(current.id)
             log.error(
                 "outbox: %s %r refused for good for %s",
-                sent.id,
-                sent.subject,
+                current.id,
+                current.subject,
                 reasons,
             )
         if remaining is None:
             return
+        later = [r for r in remaining.recipients if r in refused]
         if later:
-            reasons = "; ".join(f"{r}: {outcome.refused[r]}" for r in later)
+            reasons = "; ".join(f"{r}: {refused[r]}" for r in later)
             self._retry_later(remaining, reasons, now)
-            report.retrying.append(sent.id)
+            report.retrying.append(current.id)
         else:
             self.outbox.update(remaining)
 

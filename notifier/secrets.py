@@ -163,6 +163,16 @@ def resolve_password(
                 f"the environment variable {smtp.password_env!r} is not set or empty",
                 "set it in the service's environment, or use password_file",
             )
+        if not _is_utf8(value):
+            # Bytes that are not UTF-8 arrive as lone surrogates and could
+            # not be sent; the error names the variable, never the value.
+            raise ConfigError.single(
+                config_path,
+                "smtp",
+                "password_env",
+                f"the environment variable {smtp.password_env!r} is not UTF-8 text",
+                "set it to the password encoded as UTF-8",
+            )
         return Secret(value)
     if smtp.password:
         return Secret(smtp.password)
@@ -172,6 +182,14 @@ def resolve_password(
         if credential.exists():
             return Secret(_read_secret_file(credential, config_path, None))
     return None
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_secret_file(path: Path, config_path: Path | None, key: str | None) -> str:

@@ -613,3 +613,23 @@ def test_outage_note_is_wrapped_to_the_body_width(tmp_path, server_cert, ca_file
     assert "connection refused" in " ".join(note.split())
     assert len(note.splitlines()) > 2
     assert max(len(line) for line in body.splitlines()) <= 78
+
+
+def test_a_sent_log_that_cannot_be_written_never_sends_a_message_twice(tmp_path):
+    clock = Clock()
+    folder = tmp_path / "mail"
+    path = write_config(
+        tmp_path, mail={"transport": "file"}, file={"directory": str(folder)}
+    )
+    sender, outbox = make_sender(path, clock)
+    outbox.put(make_message(), now=clock.now)
+    outbox.sent_log.mkdir()  # in the way of the file: no permission stops root
+
+    report = sender.deliver_due()
+    clock.now += 7200
+    sender.deliver_due()
+
+    assert len(list(folder.glob("*.eml"))) == 1
+    assert outbox.entries() == []
+    assert "Is a directory" in report.error
+    assert str(outbox.sent_log) in report.error

@@ -656,3 +656,16 @@ def test_login_the_server_cannot_check_now_is_transient(smtp_server, ca_file, tm
     send_one(transport)
 
     assert len(server.messages) == 1
+
+
+def test_password_env_that_is_not_utf8_is_a_config_error(tmp_path):
+    config = load(smtp_with(tmp_path, password_env="SMTP_PW")).config  # noqa: S106
+    # How os.environ shows bytes that are not UTF-8 ("p\xe4ss" in Latin-1).
+    environ = {"SMTP_PW": b"p\xe4ss".decode("utf-8", "surrogateescape")}
+
+    with pytest.raises(ConfigError) as caught:
+        resolve_password(config.smtp, config.path, environ)
+
+    assert "'SMTP_PW' is not UTF-8 text" in str(caught.value)
+    assert "p\udce4ss" not in str(caught.value)
+    assert "\\udce4" not in str(caught.value)
