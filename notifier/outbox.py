@@ -85,7 +85,8 @@ class Entry:
     :param id: the file name stem, sortable by creation time.
     :param created: when it was queued (seconds since the epoch).
     :param recipients: who still has to get it.
-    :param attempts: how many times it was handed to the transport.
+    :param attempts: how many delivery attempts it was part of; one the
+        transport failed as a whole counts for every message it held back.
     :param next_try: not before this time (seconds since the epoch).
     :param last_error: the last failure, for people.
     :param subject: the Subject header, for ``notifier queue list``.
