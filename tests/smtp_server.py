@@ -40,6 +40,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import hmac
@@ -423,6 +424,10 @@ class HangingServer:
 
     def stop(self) -> None:
         """Stop accepting and close everything."""
+        # close() alone does not wake a thread blocked in accept(); a
+        # shutdown does (accept then fails and the thread ends).
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._thread.join(10)
         self.release()
