@@ -11,7 +11,9 @@ most :data:`HEAD_BYTES`) to notice an inode number reused by a new file, and
 a hash of the :data:`ANCHOR_BYTES` before the saved offset to notice a file
 rewritten in place. Positions are saved as JSON with
 :func:`notifier.atomicfile.write_atomic` (temporary file, ``fsync``, rename),
-so a crash leaves either the old positions or the new ones.
+so a crash leaves either the old positions or the new ones; with them the
+time of the poll and the fingerprints of rotated files
+(:class:`SavedState`, :mod:`notifier.rotated`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import logging
 import lzma
 import os
 import stat
-from collections.abc import Callable, Container, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Container, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -52,7 +54,7 @@ SKIPPED_SUFFIXES: Final = (*COMPRESSED, ".zst", ".lz4", ".zip", ".Z")
 matches them."""
 READ_ERRORS: Final = (OSError, EOFError, lzma.LZMAError, gzip.BadGzipFile)
 """What reading a damaged or vanishing file can raise."""
-
+_TAIL_PROBE: Final = 64 * 1024
 Key = tuple[int, int]
 
 
@@ -316,6 +318,65 @@ def find_by_content(position: FilePosition, known: Container[Key]) -> Source | N
     return None
 
 
+def find_again(
+    position: FilePosition, handles: Mapping[Key, int], known: Container[Key]
+) -> Source | None:
+    """Return the file ``position`` was reading, wherever it went: through
+    the descriptor kept open in ``handles`` (not to be closed by the caller
+    unless it takes it out), by its inode in its folder, or (uncompressed
+    before) by its content in a compressed sibling not among ``known``."""
+    name = name_of(position)
+    fd = handles.get(position.key)
+    if fd is not None:
+        source = Source(Path(name or position.path), fd=fd)
+        source.label = name or f"{position.path} (deleted)"
+        return source
+    if name is not None:
+        path = Path(name)
+        found = open_compressed(path) if position.compressed else open_plain(path)
+        if found is not None and position.intact_in(found):
+            return found
+        if found is not None:
+            found.close()
+    if position.compressed:
+        return None
+    # Limitation: only the log's own folder is searched; logrotate's olddir
+    # elsewhere is followed only through the handle kept open.
+    return find_by_content(position, known)
+
+
+def last_line_start(source: Source) -> int:
+    """Return the offset after the last line feed of a plain file, so that a
+    line being written is matched once it is complete."""
+    size = source.size or 0
+    probe = source.pread(min(size, _TAIL_PROBE), max(size - _TAIL_PROBE, 0))
+    newline = probe.rfind(b"\n")
+    if newline >= 0:
+        return size - len(probe) + newline + 1
+    return 0 if size <= _TAIL_PROBE else size
+
+
+@dataclass
+class SavedState:
+    """What a tailer keeps between runs.
+
+    :param positions: how far each file being followed was read.
+    :param polled: when the poll that saved this began (``time.time``);
+        ``None`` in offsets saved before it was kept.
+    :param fingerprints: rotated files next to the watched ones and files
+        read to their end, each as a position at the end of its data, to
+        recognise a copy of one (its compressed form) as data seen before
+        (see :mod:`notifier.rotated`).
+    :param folders: each folder's modification time (ns) when its rotated
+        files were listed last.
+    """
+
+    positions: dict[Key, FilePosition] = field(default_factory=dict)
+    polled: float | None = None
+    fingerprints: dict[Key, FilePosition] = field(default_factory=dict)
+    folders: dict[str, int] = field(default_factory=dict)
+
+
 class PositionStore:
     """The positions of one check's files, in one JSON file.
 
@@ -327,10 +388,9 @@ class PositionStore:
         self.state_file = state_file
         self._saved_text = ""
 
-    def load(self, pattern: str) -> dict[Key, FilePosition] | None:
-        """Return the saved positions, or ``None`` when there are none to go
-        on from (first run, another path, damaged file: set aside and
-        logged)."""
+    def load(self, pattern: str) -> SavedState | None:
+        """Return what was saved, or ``None`` when there is nothing to go on
+        from (first run, another path, damaged file: set aside and logged)."""
         try:
             text = self.state_file.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -348,6 +408,16 @@ class PositionStore:
                 msg = f"version {document.get('version')!r}"
                 raise ValueError(msg)
             positions = [FilePosition(**entry) for entry in document["files"]]
+            fingerprints = [
+                FilePosition(**entry) for entry in document.get("fingerprints", [])
+            ]
+            polled = document.get("polled")
+            folders = {
+                str(name): int(stamp)
+                for name, stamp in document.get("folders", {}).items()
+            }
+            if polled is not None:
+                polled = float(polled)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             log.warning(
                 "offsets %r are damaged (%s), kept as %r; starting as on a first run",
@@ -364,24 +434,43 @@ class PositionStore:
                 pattern,
             )
             return None
-        self._saved_text = text
-        return {position.key: position for position in positions}
+        self._saved_text = self._without_time(document)
+        return SavedState(
+            {position.key: position for position in positions},
+            polled,
+            {position.key: position for position in fingerprints},
+            folders,
+        )
 
-    def save(self, pattern: str, positions: Iterable[FilePosition]) -> None:
-        """Replace the saved positions (nothing is written when unchanged).
+    def save(self, pattern: str, state: SavedState) -> None:
+        """Replace what was saved; nothing is written when only the time of
+        the poll changed (a quiet log costs no disk write).
 
-        :raises OSError: when they cannot be written; the old ones stay.
+        :raises OSError: when it cannot be written; the old state stays.
         """
         document = {
             "version": STATE_VERSION,
             "pattern": pattern,
-            "files": [asdict(position) for position in positions],
+            "files": [asdict(position) for position in state.positions.values()],
+            "fingerprints": [
+                asdict(position) for position in state.fingerprints.values()
+            ],
+            "folders": state.folders,
         }
-        text = json.dumps(document, indent=1, sort_keys=True) + "\n"
-        if text == self._saved_text:
+        unchanged = self._without_time(document)
+        if unchanged == self._saved_text:
             return
+        document["polled"] = state.polled
+        text = json.dumps(document, indent=1, sort_keys=True) + "\n"
         write_atomic(self.state_file, text.encode("utf-8"), mode=0o600)
-        self._saved_text = text
+        self._saved_text = unchanged
+
+    @staticmethod
+    def _without_time(document: dict[str, Any]) -> str:
+        return json.dumps(
+            {key: value for key, value in document.items() if key != "polled"},
+            sort_keys=True,
+        )
 
     def _move_aside(self) -> str:
         try:

@@ -26,6 +26,13 @@ What happens to each kind of rotation:
   the saved offset, then the truncated file from its start.
 - Delete and re-create: the deleted file is still open, so its rest is read;
   the new file is read from its start.
+- Rotated more than once between two polls, or while the daemon is stopped:
+  a file that came and went at the watched path unseen is found among the
+  rotated files next to it that changed since the last poll (see
+  :mod:`notifier.rotated`, which also tells a compressed copy of data read
+  before from new data) and read, after the rest of the older file and
+  before the new one. One that cannot be read (compressed with zstd, say) is
+  logged and named in :attr:`PollReport.missed`.
 
 A file seen for the first time on a check's first run starts at its end (or
 its start, with ``start_at_end=False``); every file that appears later is
@@ -37,7 +44,9 @@ Limitations:
   daemon is stopped are only found again through a compressed copy; a
   deleted file is gone.
 - Rotated files are looked for in the folder of the log only (logrotate's
-  ``olddir`` elsewhere is followed only through the open handle).
+  ``olddir`` elsewhere is followed only through the open handle), and a file
+  rotated in and out between two polls only under logrotate's names
+  (``app.log.1``, ``app.log-20240501``, maybe compressed).
 - ``copytruncate`` itself loses lines written between its copy and its
   truncation; no reader can get those back.
 """
@@ -52,29 +61,32 @@ import os
 import stat
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
 from notifier.logfiles import (
+    COMPRESSED,
     READ_ERRORS,
     SKIPPED_SUFFIXES,
     FilePosition,
     Key,
     PositionStore,
+    SavedState,
     Source,
+    find_again,
     find_by_content,
-    name_of,
+    last_line_start,
     open_compressed,
     open_plain,
 )
+from notifier.rotated import MTIME_SLACK, RotatedFiles, Sibling, rotated_siblings
 
 log = logging.getLogger(__name__)
 
 MAX_OPEN_FILES: Final = 64
 """Files per check kept open between runs, the most recently changed first."""
-_TAIL_PROBE: Final = 64 * 1024
 
 
 class Progress(Protocol):
@@ -131,6 +143,8 @@ class PollReport:
     :param problems: one line each: a file that could not be read, offsets
         that could not be saved.
     :param events: one line each: rotations and truncations noticed.
+    :param missed: one line each: a file whose new lines could not be read,
+        so that lines may have been missed (also in ``events`` or logged).
     """
 
     files: int = 0
@@ -139,6 +153,7 @@ class PollReport:
     missing: bool = False
     problems: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -149,6 +164,11 @@ class _Poll:
     report: PollReport
     budget: int
     first_run: bool
+    watched: Container[Key] = ()
+    read: set[Key] = field(default_factory=set)
+    """Files read in this poll (a copy, a compressed file) under any name."""
+    caught_up: set[str] = field(default_factory=set)
+    """Watched paths whose rotated files were looked through in this poll."""
 
 
 def _close_all(handles: dict[Key, int]) -> None:
@@ -172,7 +192,8 @@ class Tailer:
         feed, in a file not modified since, counts as complete; 0 waits
         for the line feed forever.
     :param max_bytes: bytes read at most per poll, over all files.
-    :param clock: returns the time now, as ``time.time`` does.
+    :param clock: returns the time now, as ``time.time`` does (it is
+        compared with the modification times of files).
     """
 
     def __init__(
@@ -192,6 +213,9 @@ class Tailer:
         self._clock = clock
         self._store = PositionStore(state_file)
         self._positions: dict[Key, FilePosition] = {}
+        self._polled: float | None = None
+        """When the last poll began (saved or in this process)."""
+        self._rotated = RotatedFiles()
         self._handles: dict[Key, int] = {}
         self._loaded = False
         self._initialized = False
@@ -216,14 +240,24 @@ class Tailer:
             self._loaded = True
             saved = self._store.load(self.pattern)
             self._initialized = saved is not None
-            self._positions = saved or {}
-        poll = _Poll(scan, PollReport(), self.max_bytes, not self._initialized)
-        watched = self._expand(poll.report)
+            if saved is not None:
+                self._positions = saved.positions
+                self._polled = saved.polled
+                self._rotated = RotatedFiles(saved.fingerprints, saved.folders)
+        started = self._clock()
+        report = PollReport()
+        watched = self._expand(report)
+        poll = _Poll(scan, report, self.max_bytes, not self._initialized, watched)
         poll.report.files = len(watched)
         poll.report.missing = not watched
 
+        # Files rotated away first: the rest of each, then any whole file
+        # that was rotated in and out of the watched path since the last poll.
+        rotated: list[str] = []
         for key in [key for key in self._positions if key not in watched]:
             position = self._positions[key]
+            if position.watched:
+                rotated.append(position.origin)
             try:
                 self._follow_away(position, poll)
             except READ_ERRORS as exc:
@@ -231,6 +265,8 @@ class Tailer:
                 poll.report.problems.append(
                     f"cannot read the rest of {position.path}: {exc}"
                 )
+        for origin in rotated:
+            self._catch_up_rotated(origin, poll)
 
         by_age = sorted(watched.items(), key=lambda item: (item[1][1], item[1][0]))
         for key, (path, _mtime) in by_age:
@@ -243,6 +279,8 @@ class Tailer:
                 poll.report.problems.append(f"cannot read {path}: {reason}")
 
         self._initialized = True
+        self._polled = started
+        self._rotated.note([path for path, _mtime in watched.values()], started)
         self._trim_handles()
         self._save(poll.report)
         return poll.report
@@ -278,6 +316,9 @@ class Tailer:
         try:
             position = self._positions.get(key)
             if position is None:
+                # A new file at the watched path: what was rotated before it
+                # comes first.
+                self._catch_up_rotated(str(path), poll)
                 position = self._new_position(source, path, poll.first_run)
             elif not position.intact_in(source):
                 position = self._restart(position, source, poll)
@@ -337,21 +378,11 @@ class Tailer:
             position.offset, position.line = known.offset, known.line
             position.anchor_to(source)
         elif first_run and self.start_at_end:
-            position.offset = self._last_line_start(source)
+            position.offset = last_line_start(source)
             position.line = 1 if position.offset == 0 else None
             position.anchor_to(source)
         self._positions[source.key] = position
         return position
-
-    def _last_line_start(self, source: Source) -> int:
-        """Return the offset after the last line feed, so that a line being
-        written is matched once it is complete."""
-        size = source.size or 0
-        probe = source.pread(min(size, _TAIL_PROBE), max(size - _TAIL_PROBE, 0))
-        newline = probe.rfind(b"\n")
-        if newline >= 0:
-            return size - len(probe) + newline + 1
-        return 0 if size <= _TAIL_PROBE else size
 
     def _restart(
         self, position: FilePosition, source: Source, poll: _Poll
@@ -369,6 +400,7 @@ class Tailer:
             event = f"{position.origin} was truncated or replaced; read from the start"
         log.warning("log %s", event)
         poll.report.events.append(event)
+        self._catch_up_rotated(position.origin, poll)
 
         fresh = FilePosition.at_start(source, source.path)
         self._positions[source.key] = fresh
@@ -380,17 +412,18 @@ class Tailer:
         again as a new file."""
         position = original.moved_to(copy)
         self._positions[copy.key] = position
+        poll.read.add(copy.key)
         try:
             self._read(position, copy, poll, frozen=True)
         finally:
             copy.close()
         finished = copy.size is None or position.offset >= copy.size
         if finished and not fnmatch.fnmatch(str(copy.path), self.pattern):
-            self._positions.pop(copy.key, None)
+            self._retire(position)
 
     def _follow_away(self, position: FilePosition, poll: _Poll) -> None:
         """Read the rest of a file no longer at the watched path."""
-        source = self._find_again(position)
+        source = find_again(position, self._handles, self._positions)
         if source is None:
             self._positions.pop(position.key, None)
             if position.watched:
@@ -398,10 +431,11 @@ class Tailer:
                 # was stopped is gone unless a compressed copy holds it.
                 event = (
                     f"{position.origin} was rotated or deleted and cannot be found "
-                    "again; lines written to it after the last run are not read"
+                    "again; lines written to it after the last run may have been "
+                    "missed"
                 )
-                log.warning("log %s", event)
                 poll.report.events.append(event)
+                self._missed(event, poll)
             return
         if position.watched:
             event = f"{position.origin} was rotated; reading the rest of {source.label}"
@@ -410,14 +444,26 @@ class Tailer:
 
         # Found by content, it may be another file (the compressed one).
         self._positions.pop(position.key, None)
-        moved = position.moved_to(source)
-        self._positions[moved.key] = moved
+        self._read_rest(position.moved_to(source), source, poll, position.size)
+
+    def _read_rest(
+        self,
+        position: FilePosition,
+        source: Source,
+        poll: _Poll,
+        previous_size: int | None,
+    ) -> None:
+        """Read a file no longer at the watched path from ``position`` on;
+        forget it once it is read to its end and did not grow since the
+        last poll (its size then was ``previous_size``), or is compressed."""
+        self._positions[position.key] = position
+        poll.read.add(position.key)
         try:
-            self._read(moved, source, poll, frozen=source.frozen)
-            finished = source.size is None or moved.offset >= source.size
-            idle = source.frozen or source.size == position.size
+            self._read(position, source, poll, frozen=source.frozen)
+            finished = source.size is None or position.offset >= source.size
+            idle = source.frozen or source.size == previous_size
             if finished and idle:
-                self._positions.pop(moved.key, None)
+                self._retire(position)
         finally:
             if source.key in self._positions and source.fd is not None:
                 self._keep_open(source)
@@ -425,28 +471,72 @@ class Tailer:
                 self._handles.pop(source.key, None)
                 source.close()
 
-    def _find_again(self, position: FilePosition) -> Source | None:
-        """Return the file ``position`` was reading, wherever it went: through
-        the handle kept open, by its inode in its folder, or (uncompressed
-        before) by its content in a compressed sibling."""
-        name = name_of(position)
-        fd = self._handles.get(position.key)
-        if fd is not None:
-            source = Source(Path(name or position.path), fd=fd)
-            source.label = name or f"{position.path} (deleted)"
-            return source
-        if name is not None:
-            path = Path(name)
-            found = open_compressed(path) if position.compressed else open_plain(path)
-            if found is not None and position.intact_in(found):
-                return found
-            if found is not None:
-                found.close()
-        if position.compressed:
-            return None
-        # Limitation: only the log's own folder is searched; logrotate's olddir
-        # elsewhere is followed only through the handle kept open.
-        return find_by_content(position, self._positions)
+    def _retire(self, position: FilePosition) -> None:
+        """Forget a file read to its end, but keep what recognises a copy of
+        it (its compressed form, made at the next rotation) as read."""
+        self._positions.pop(position.key, None)
+        self._rotated.remember(position)
+
+    def _missed(self, text: str, poll: _Poll) -> None:
+        log.warning("log %s", text)
+        poll.report.missed.append(text)
+
+    def _missed_in(self, path: Path, reason: str, poll: _Poll) -> None:
+        self._missed(
+            f"{path} was rotated since the last run and cannot be read{reason}; "
+            "lines in it may have been missed",
+            poll,
+        )
+
+    def _catch_up_rotated(self, origin: str, poll: _Poll) -> None:
+        """Read the files rotated away from ``origin`` that no poll has seen:
+        renamed twice between two polls (``app.log`` to ``app.log.1`` to
+        ``app.log.2``), the middle one came and went unseen.
+
+        Looked at are the rotated files next to it (:data:`ROTATED_SUFFIX`
+        names) changed since the last poll, oldest first, that are not being
+        followed. One that holds the data of a file read before (compressed,
+        copied) is read from where that one ended; any other from its start.
+        """
+        if self._polled is None or poll.first_run or origin in poll.caught_up:
+            return
+        poll.caught_up.add(origin)
+        since = self._polled - MTIME_SLACK
+        for sibling in rotated_siblings(Path(origin)):
+            if sibling.mtime < since or sibling.key in self._positions:
+                continue
+            if sibling.key in poll.watched or sibling.key in poll.read:
+                continue
+            self._read_rotated(sibling, origin, poll)
+
+    def _read_rotated(self, sibling: Sibling, origin: str, poll: _Poll) -> None:
+        path = sibling.path
+        if sibling.compressed and path.suffix not in COMPRESSED:
+            self._missed_in(path, " (compressed in a way notifier cannot read)", poll)
+            return
+        try:
+            source = open_compressed(path) if sibling.compressed else open_plain(path)
+        except OSError as exc:
+            self._missed_in(path, f" ({exc.strerror or exc})", poll)
+            return
+        if source is None:
+            if path.exists():
+                self._missed_in(path, "", poll)
+            return
+        try:
+            position = self._rotated.start_in(source, origin, self._positions.values())
+        except READ_ERRORS as exc:
+            source.close()
+            self._missed_in(path, f" ({exc})", poll)
+            return
+        if position is None:
+            source.close()
+            return
+        how = "the rest of" if position.offset else "all of"
+        event = f"{origin} was rotated since the last run; reading {how} {path}"
+        log.warning("log %s", event)
+        poll.report.events.append(event)
+        self._read_rest(position, source, poll, None)
 
     def _read(
         self,
@@ -494,8 +584,12 @@ class Tailer:
             position.anchor_to(source)
 
     def _save(self, report: PollReport) -> None:
+        rotated = self._rotated
+        state = SavedState(
+            self._positions, self._polled, rotated.fingerprints, rotated.folders
+        )
         try:
-            self._store.save(self.pattern, self._positions.values())
+            self._store.save(self.pattern, state)
         except OSError as exc:
             problem = (
                 f"cannot save offsets in {self._store.state_file}: "

@@ -243,6 +243,46 @@ def test_new_check_over_the_same_state_neither_repeats_nor_misses(tmp_path, log)
     ]
 
 
+def test_two_rotations_between_runs_count_the_file_in_between(tmp_path, log):
+    check = make_check(tmp_path, path=str(log), pattern="ERROR")
+    check.run()
+
+    append(log, "ERROR 1 in the first file\n")
+    log.rename(log.with_name("app.log.1"))
+    append(log, "ERROR 2 in the file in between\n")
+    log.with_name("app.log.1").rename(log.with_name("app.log.2"))
+    log.rename(log.with_name("app.log.1"))
+    append(log, "ERROR 3 in the new file\n")
+    result = check.run()
+    check.close()
+
+    assert texts(result) == [
+        "ERROR 1 in the first file",
+        "ERROR 2 in the file in between",
+        "ERROR 3 in the new file",
+    ]
+
+
+def test_run_says_when_lines_may_have_been_missed(tmp_path, log):
+    check = make_check(tmp_path, path=str(log), pattern="ERROR", critical=5)
+    check.run()
+
+    log.rename(log.with_name("app.log.1"))
+    append(log, "ERROR in a file that gets compressed with zstd\n")
+    log.with_name("app.log.1").rename(log.with_name("app.log.2"))
+    log.rename(log.with_name("app.log.1.zst"))
+    append(log, "fine\n")
+    result = check.run()
+    check.close()
+
+    assert result.status == Status.OK
+    assert result.summary.endswith(
+        f"; {log}.1.zst was rotated since the last run and cannot be read "
+        "(compressed in a way notifier cannot read); lines in it may have been "
+        "missed"
+    )
+
+
 def test_invalid_utf8_is_replaced_never_raised(tmp_path, log):
     check = make_check(tmp_path, path=str(log), pattern="error")
     check.run()

@@ -278,6 +278,26 @@ def test_copytruncate_reads_the_rest_from_the_copy_first(tmp_path, logdir):
     assert any(label.endswith("app.log.2") for label in collector.labels)
 
 
+def test_two_copytruncates_between_runs_read_the_copy_in_between(tmp_path, logdir):
+    def copy_and_truncate(log, lock):
+        with writer_paused(lock):
+            numbers = [int(path.suffix[1:]) for path in log.parent.glob("app.log.*")]
+            for number in sorted(numbers, reverse=True):
+                older = log.with_name(f"app.log.{number}")
+                older.rename(log.with_name(f"app.log.{number + 1}"))
+            shutil.copyfile(log, log.with_name("app.log.1"))
+            os.truncate(log, 0)
+
+    def rotate(log, lock, writer, number):
+        copy_and_truncate(log, lock)
+        writer.wait_for(150)
+        copy_and_truncate(log, lock)
+
+    collector, total = run_with_rotations(tmp_path, logdir, rotate)
+
+    collector.assert_each_error_once(total)
+
+
 def test_copytruncate_then_compress_reads_the_rest_from_the_gzip(tmp_path, logdir):
     def rotate(log, lock, writer, number):
         with writer_paused(lock):
@@ -333,6 +353,129 @@ def test_delete_and_recreate_reads_the_deleted_file_through_its_handle(
 
     collector.assert_each_error_once(total)
     assert any(label.endswith("(deleted)") for label in collector.labels)
+
+
+def shift_rotate(log: Path, writer: Writer, compress: bool = False) -> None:
+    """Rotate as logrotate does by default: ``app.log.N`` becomes
+    ``app.log.N+1``, ``app.log`` becomes ``app.log.1`` and a new ``app.log``
+    is created; with ``compress`` (and ``delaycompress``), ``app.log.1`` is
+    compressed on its way to ``app.log.2.gz``."""
+    numbered = []
+    for path in log.parent.iterdir():
+        number = path.name.removeprefix("app.log.").removesuffix(".gz")
+        if path.name.startswith("app.log.") and number.isdigit():
+            numbered.append((int(number), path))
+    for number, path in sorted(numbered, reverse=True):
+        target = log.with_name(path.name.replace(f".{number}", f".{number + 1}", 1))
+        if compress and number == 1:
+            gzip_away(path, target.with_name(target.name + ".gz"))
+        else:
+            path.rename(target)
+    rename_and_create(log, writer, log.with_name("app.log.1"))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_two_rotations_between_runs_read_the_file_in_between(
+    tmp_path, logdir, compress
+):
+    # The file created by the first rotation is rotated away by the second
+    # before any poll saw it at app.log: it is found among the rotated files.
+    def rotate(log, lock, writer, number):
+        shift_rotate(log, writer, compress)
+        writer.wait_for(150)
+        shift_rotate(log, writer, compress)
+
+    collector, total = run_with_rotations(tmp_path, logdir, rotate)
+
+    collector.assert_each_error_once(total)
+    assert f"{logdir}/app.log.1" in collector.labels
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_two_rotations_while_stopped_read_the_file_in_between(
+    tmp_path, logdir, compress
+):
+    log = logdir / "app.log"
+    collector = Collector()
+    first = new_tailer(tmp_path, logdir)
+    collector.poll(first)
+    writer = Writer(log, tmp_path / "writer.lock")
+    try:
+        writer.wait_for(300)
+        collector.poll(first)
+        first.close()
+
+        # While the daemon is stopped, the writer goes on through two
+        # rotations.
+        writer.wait_for(400)
+        shift_rotate(log, writer, compress)
+        writer.wait_for(150)
+        shift_rotate(log, writer, compress)
+        writer.wait_for(100)
+        second = new_tailer(tmp_path, logdir)
+        report = collector.poll(second)
+        total = writer.finish()
+        collector.poll(second)
+        collector.poll(second)
+        second.close()
+    finally:
+        writer.kill()
+
+    collector.assert_each_error_once(total)
+    assert any("reading all of" in event for event in report.events)
+    assert report.missed == []
+
+
+def test_rotated_file_compressed_later_is_not_read_again(tmp_path, logdir):
+    # app.log.1 is there before the first run and is never read; when the
+    # next rotation compresses it, the .gz is new but its lines are not.
+    log = logdir / "app.log"
+    write_lines(logdir / "app.log.1", 0, 70)
+    write_lines(log, 100, 70)
+    collector = Collector()
+    first = new_tailer(tmp_path, logdir)
+    collector.poll(first)
+    first.close()
+
+    write_lines(log, 200, 70)
+    gzip_away(logdir / "app.log.1", logdir / "app.log.2.gz")
+    log.rename(logdir / "app.log.1")
+    write_lines(log, 300, 70)
+    second = new_tailer(tmp_path, logdir)
+    collector.poll(second)
+    second.close()
+
+    expected = [s for s in (*range(200, 270), *range(300, 370)) if s % 7 == 0]
+    assert sorted(collector.seqs) == expected
+
+
+def test_file_in_between_that_cannot_be_read_is_reported(tmp_path, logdir, caplog):
+    log = logdir / "app.log"
+    collector = Collector()
+    tailer = new_tailer(tmp_path, logdir, start_at_end=False)
+    write_lines(log, 0, 70)
+    collector.poll(tailer)
+
+    # Two rotations, and the file in between is compressed in a way that
+    # cannot be read back (zstd).
+    write_lines(log, 70, 70)
+    log.rename(logdir / "app.log.1")
+    write_lines(log, 1000, 70)
+    (logdir / "app.log.1").rename(logdir / "app.log.2")
+    log.rename(logdir / "app.log.1.zst")
+    write_lines(log, 2000, 70)
+    report = collector.poll(tailer)
+    tailer.close()
+
+    expected = [s for s in (*range(140), *range(2000, 2070)) if s % 7 == 0]
+    assert sorted(collector.seqs) == expected
+    assert report.missed == [
+        f"{logdir}/app.log.1.zst was rotated since the last run and cannot be "
+        "read (compressed in a way notifier cannot read); lines in it may have "
+        "been missed"
+    ]
+    assert report.missed[0] in caplog.text
+    assert "WARNING" in caplog.text
 
 
 def write_lines(path: Path, first: int, count: int) -> None:
@@ -532,6 +675,30 @@ def test_offsets_are_saved_in_one_file_and_nothing_else(tmp_path, logdir):
     tailer.close()
 
     assert [path.name for path in (tmp_path / "state").iterdir()] == ["offsets.json"]
+
+
+def test_offsets_saved_without_poll_time_and_fingerprints_are_used(tmp_path, logdir):
+    # As saved before the poll time and the fingerprints of rotated files
+    # were kept.
+    log = logdir / "app.log"
+    write_lines(log, 0, 70)
+    collector = Collector()
+    first = new_tailer(tmp_path, logdir, start_at_end=False)
+    collector.poll(first)
+    first.close()
+    state = tmp_path / "state" / "offsets.json"
+    document = json.loads(state.read_text())
+    assert {"polled", "fingerprints", "folders"} <= set(document)
+    state.write_text(
+        json.dumps({key: document[key] for key in ("version", "pattern", "files")})
+    )
+
+    write_lines(log, 70, 70)
+    second = new_tailer(tmp_path, logdir, start_at_end=False)
+    collector.poll(second)
+    second.close()
+
+    collector.assert_each_error_once(140)
 
 
 def test_damaged_offsets_start_over_as_a_first_run(tmp_path, logdir, caplog):

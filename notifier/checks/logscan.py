@@ -258,6 +258,9 @@ def build_result(
             f"behind by {format_size(report.behind_bytes)} "
             f"(reads at most {format_size(max_bytes)} per run), catching up"
         )
+    # Lines that may have been missed are said, but change no status: the
+    # same note comes for a compressed file whose lines were all read before.
+    parts.extend(report.missed)
     if report.problems:
         statuses.append(Status.UNKNOWN)
         parts.extend(report.problems)
