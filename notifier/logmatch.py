@@ -240,7 +240,9 @@ class LineScanner:
 
         # No line ending yet: keep the line, in pieces when it is long.
         # Limitation: in a line longer than MAX_LINE_BYTES, a match longer
-        # than _PIECE_OVERLAP that straddles two pieces is not found.
+        # than _PIECE_OVERLAP that straddles two pieces is not found, and a
+        # lookahead or \Z near the end of a piece sees that end (a space
+        # put there), not the rest of the line.
         if cut == 0:
             cursor.filled = end
             if end > self.max_line:
