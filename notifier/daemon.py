@@ -191,7 +191,9 @@ class Daemon:
         self.store = AlertStore(self.state_dir)
         self.silences = SilenceStore(self.state_dir)
         self.outbox = Outbox.in_state_dir(self.state_dir)
-        self.digest_log = DigestLog(self.state_dir)
+        self.digest_log = DigestLog(
+            self.state_dir, redactor=redactor_for(config.mail.redact)
+        )
         self.grouper = Grouper(
             config.notifier.group_wait,
             config.mail.max_per_hour,
