@@ -142,7 +142,7 @@ class CheckType:
     options: tuple[Option, ...] = ()
     summary: str = ""
     validate: Callable[[Mapping[str, Any]], Sequence[OptionProblem]] | None = None
-    hints: Mapping[str, str] = field(default_factory=dict)
+    hints: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 def threshold_status(
