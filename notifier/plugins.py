@@ -18,8 +18,9 @@ hook that does not exist, or whose hook raises or returns the wrong thing is
 logged at ERROR and listed in :attr:`Registry.failures`; the others still
 load. So is one whose import, or any one hook call, takes longer than
 :data:`PLUGIN_TIME_LIMIT`: it is given up on and left running in a daemon
-thread (see :mod:`notifier.timelimit`). Two plugins providing the same check
-type name is a :class:`PluginError` naming both.
+thread (see :mod:`notifier.timelimit`); the built-ins are not limited. Two
+plugins providing the same check type name is a :class:`PluginError` naming
+both.
 
 Environment variables:
 
@@ -233,12 +234,20 @@ class _Loading:
         self.manager.unregister(name=name)
         del self.plugins[name]
 
-    def run_limited(self, work: Callable[[], ResultT], what: str) -> ResultT:
-        """Return ``work()``, the plugin's own code, if it ends in time.
+    def run_limited(
+        self, work: Callable[[], ResultT], what: str, source: Source
+    ) -> ResultT:
+        """Return ``work()``, a plugin's own code, if it ends in time.
+
+        The built-ins are this project's code and run as they are: starting a
+        thread for each would cost every command and reload for nothing.
 
         :param what: what ``work`` does, for the thread's name.
+        :param source: how the plugin was found.
         :raises TimeLimitExceeded: when it takes longer than ``time_limit``.
         """
+        if source == "built-in":
+            return work()
         return call_within(self.time_limit, work, f"notifier-plugin {what}")
 
     def too_long(self, doing: str) -> str:
@@ -334,7 +343,9 @@ def _register_builtins(loading: _Loading) -> None:
         info = PluginInfo(module_name, BUILTIN_ORIGIN, "built-in")
         try:
             module = loading.run_limited(
-                functools.partial(importlib.import_module, module_name), module_name
+                functools.partial(importlib.import_module, module_name),
+                module_name,
+                info.source,
             )
         except TimeLimitExceeded:
             loading.fail(info.label, loading.too_long("to import"))
@@ -352,7 +363,9 @@ def _register_entry_points(loading: _Loading) -> None:
             continue
         info = PluginInfo(entry_point.name, _origin_of(entry_point), "entry point")
         try:
-            plugin = loading.run_limited(entry_point.load, entry_point.name)
+            plugin = loading.run_limited(
+                entry_point.load, entry_point.name, info.source
+            )
         except TimeLimitExceeded:
             loading.fail(
                 info.origin,
@@ -403,7 +416,7 @@ def _register_dropins(loading: _Loading, folder: Path, daemon_uid: int) -> None:
             continue
         try:
             module = loading.run_limited(
-                functools.partial(import_dropin, path), path.name
+                functools.partial(import_dropin, path), path.name, info.source
             )
         except TimeLimitExceeded:
             loading.fail(info.origin, loading.too_long("to import"))
@@ -499,7 +512,9 @@ def _call_alone(loading: _Loading, info: PluginInfo) -> list[CheckType] | None:
     problem: str | None
     try:
         results = loading.run_limited(
-            manager.subset_hook_caller(CHECK_TYPES_HOOK, others), info.name
+            manager.subset_hook_caller(CHECK_TYPES_HOOK, others),
+            info.name,
+            info.source,
         )
     except TimeLimitExceeded:
         problem = loading.too_long("to return")
@@ -561,7 +576,7 @@ def _collect_transports(loading: _Loading) -> dict[str, TransportInfo]:
         if info is None or impl.wrapper or impl.hookwrapper:
             continue
         try:
-            returned = loading.run_limited(impl.function, info.name)
+            returned = loading.run_limited(impl.function, info.name, info.source)
         except TimeLimitExceeded:
             loading.fail(
                 info.label, f"hook {TRANSPORTS_HOOK} {loading.too_long('to return')}"
