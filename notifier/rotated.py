@@ -20,7 +20,7 @@ import contextlib
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -67,22 +67,39 @@ def rotated_siblings(origin: Path) -> list[Sibling]:
     copy of it (``app.log.1``, ``app.log-20240501.gz``: see
     :data:`ROTATED_SUFFIX`), least recently modified first; none when the
     folder cannot be listed."""
-    found: list[Sibling] = []
-    name = origin.name
-    with contextlib.suppress(OSError), os.scandir(origin.parent) as entries:
+    return [sibling for _name, sibling in rotated_in(origin.parent, {origin.name})]
+
+
+def rotated_in(folder: Path, names: Container[str]) -> list[tuple[str, Sibling]]:
+    """Return the rotated files in ``folder`` of any of the files ``names``
+    there, each with the name it was rotated from, least recently modified
+    first (one listing of the folder, however many names)."""
+    found: list[tuple[str, Sibling]] = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
-            if not entry.name.startswith(name):
-                continue
-            if not ROTATED_SUFFIX.fullmatch(entry.name, len(name)):
+            name = _rotated_from(entry.name, names)
+            if name is None:
                 continue
             with contextlib.suppress(OSError):
                 info = entry.stat(follow_symlinks=False)
                 if stat.S_ISREG(info.st_mode):
                     key = (info.st_dev, info.st_ino)
-                    path = Path(entry.path)
-                    found.append(Sibling(path, key, info.st_size, info.st_mtime))
-    found.sort(key=lambda sibling: (sibling.mtime, str(sibling.path)))
+                    sibling = Sibling(
+                        Path(entry.path), key, info.st_size, info.st_mtime
+                    )
+                    found.append((name, sibling))
+    found.sort(key=lambda item: (item[1].mtime, str(item[1].path)))
     return found
+
+
+def _rotated_from(entry: str, names: Container[str]) -> str | None:
+    """Return which of ``names`` the file name ``entry`` is a rotated copy
+    of, if any."""
+    for cut, char in enumerate(entry):
+        base = entry[:cut]
+        if char in ".-" and base in names and ROTATED_SUFFIX.fullmatch(entry, cut):
+            return base
+    return None
 
 
 def fingerprint(sibling: Sibling, origin: str) -> FilePosition | None:
@@ -218,16 +235,14 @@ class RotatedFiles:
 
     def _fingerprint_folder(self, folder: str, watched_names: set[str]) -> None:
         present: set[Key] = set()
-        for name in sorted(watched_names):
-            origin = str(Path(folder) / name)
-            for sibling in rotated_siblings(Path(origin)):
-                present.add(sibling.key)
-                known = self.fingerprints.get(sibling.key)
-                if sibling.compressed or (known and known.size == sibling.size):
-                    continue
-                found = fingerprint(sibling, origin)
-                if found is not None:
-                    self.fingerprints[sibling.key] = found
+        for name, sibling in rotated_in(Path(folder), watched_names):
+            present.add(sibling.key)
+            known = self.fingerprints.get(sibling.key)
+            if sibling.compressed or (known and known.size == sibling.size):
+                continue
+            found = fingerprint(sibling, str(Path(folder) / name))
+            if found is not None:
+                self.fingerprints[sibling.key] = found
         for key, known in list(self.fingerprints.items()):
             if str(Path(known.path).parent) == folder and key not in present:
                 del self.fingerprints[key]
