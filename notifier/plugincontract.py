@@ -9,6 +9,7 @@ wrong, instead of a crash of ``config check`` or ``plugins --verbose`` later.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Final
 
 from notifier.checks.base import CheckType
@@ -65,15 +66,18 @@ def check_types_problem(returned: object) -> str | None:
 
 
 def _declaration_problem(check_type: CheckType) -> str | None:
-    """Return what is wrong in a check type's summary, options or validate,
-    as a phrase following its name, or ``None``."""
+    """Return what is wrong in a check type's summary, options, validate or
+    hints, as a phrase following its name, or ``None``."""
     summary: object = check_type.summary
     validate: object = check_type.validate
     options: object = check_type.options
+    hints: object = check_type.hints
     if not isinstance(summary, str):
         return f"whose summary is a {type(summary).__name__}, not a string"
     if validate is not None and not callable(validate):
         return "whose validate is neither None nor callable"
+    if not isinstance(hints, Mapping) or not all(isinstance(k, str) for k in hints):
+        return "whose hints are not a mapping of option names to advice"
     if not isinstance(options, tuple | list):
         return f"whose options are a {type(options).__name__}, not a tuple of Option"
     seen: set[str] = set()

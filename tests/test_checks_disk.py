@@ -173,7 +173,7 @@ def test_disk_relative_path_is_a_config_error_naming_the_path(tmp_path):
         disk_check(tmp_path, path="var/log")
 
     assert (
-        '[[check]] "data" path: \'var/log\' is not an absolute path (write an '
+        "[[check]] \"data\" path: 'var/log' is not an absolute path (write an "
         "absolute path, such as /var/log/syslog)"
     ) in str(caught.value)
 

@@ -639,3 +639,34 @@ def test_plugin_folder_with_a_nul_character_is_a_failure_not_a_crash(tmp_path):
     registry = build_registry([odd], load_entry_points=False)
 
     assert "NUL character" in failure_for(registry, odd)
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("summary=3", "whose summary is a int, not a string"),
+        ("validate='no'", "whose validate is neither None nor callable"),
+        ("hints=['attach']", "whose hints are not a mapping of option names"),
+        ("options=Option('x', 'int')", "whose options are a Option, not a tuple"),
+    ],
+)
+def test_check_type_fields_of_the_wrong_kind_fail_their_plugin(
+    tmp_path, field, expected
+):
+    folder = make_plugin_dir(tmp_path)
+    plugin = folder / "odd_fields.py"
+    plugin.write_text(
+        "from notifier import CheckType, Option, hookimpl\n\n"
+        "@hookimpl\n"
+        "def notifier_check_types():\n"
+        f"    return [CheckType('odd', lambda context: None, {field})]\n"
+    )
+    plugin.chmod(0o644)
+
+    registry = build_registry([folder], load_entry_points=False)
+
+    assert failure_for(registry, plugin).startswith(
+        f"plugin {plugin}: hook notifier_check_types returned check type 'odd' "
+        + expected
+    )
+    assert "odd" not in registry.check_types
