@@ -535,14 +535,16 @@ def config_check(tmp_path: Path, entry: str) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_config_check_says_which_key_turns_attaching_the_log_off(tmp_path):
-    finished = config_check(tmp_path, 'pattern = "error"\nattach = false')
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_config_check_says_which_key_turns_attaching_the_log_off(tmp_path, value):
+    finished = config_check(tmp_path, f'pattern = "error"\nattach = {value}')
 
     assert finished.returncode == 78
     assert finished.stderr.splitlines() == [
         f'notifier: {tmp_path / "notifier.toml"}: [[check]] "app-log" attach: '
-        "False is not valid (expected an absolute path or a list of them; "
-        "for logscan, attach_log = true turns attaching the matched log on or off)"
+        f"{value.title()} is not valid (expected an absolute path or a list of "
+        "them; for logscan, attach_log = true turns attaching the matched log on "
+        "or off)"
     ]
 
 
