@@ -193,12 +193,15 @@ class RotatedFiles:
         """
         if any(known.continued_in(source) for known in followed):
             return None
+
+        # The same file grown, or a copy of one seen (compressed, renamed).
         seen = self.fingerprints.get(source.key)
         if seen is None or not seen.intact_in(source):
             others = self.fingerprints.values()
             seen = furthest_continued(
                 source, [known for known in others if known.key != source.key]
             )
+
         if seen is None:
             position = FilePosition.at_start(source, source.path)
         elif source.size is not None and source.size <= seen.offset:

@@ -489,15 +489,11 @@ class Tailer:
         )
 
     def _catch_up_rotated(self, origin: str, poll: _Poll) -> None:
-        """Read the files rotated away from ``origin`` that no poll has seen:
-        renamed twice between two polls (``app.log`` to ``app.log.1`` to
-        ``app.log.2``), the middle one came and went unseen.
-
-        Looked at are the rotated files next to it (:data:`ROTATED_SUFFIX`
-        names) changed since the last poll, oldest first, that are not being
-        followed. One that holds the data of a file read before (compressed,
-        copied) is read from where that one ended; any other from its start.
-        """
+        """Read the files rotated away from ``origin`` that no poll saw: with
+        two renames between polls (``app.log`` to ``.1`` to ``.2``), the file
+        in between came and went unseen. Looked at are the rotated files next
+        to it (:func:`notifier.rotated.rotated_siblings`) changed since the
+        last poll and not followed, oldest first."""
         if self._polled is None or poll.first_run or origin in poll.caught_up:
             return
         poll.caught_up.add(origin)
@@ -505,11 +501,13 @@ class Tailer:
         for sibling in rotated_siblings(Path(origin)):
             if sibling.mtime < since or sibling.key in self._positions:
                 continue
-            if sibling.key in poll.watched or sibling.key in poll.read:
-                continue
-            self._read_rotated(sibling, origin, poll)
+            if sibling.key not in poll.watched and sibling.key not in poll.read:
+                self._read_rotated(sibling, origin, poll)
 
     def _read_rotated(self, sibling: Sibling, origin: str, poll: _Poll) -> None:
+        """Read what a rotated file holds that was not read before (see
+        :meth:`notifier.rotated.RotatedFiles.start_in`), or say that it
+        cannot be read."""
         path = sibling.path
         if sibling.compressed and path.suffix not in COMPRESSED:
             self._missed_in(path, " (compressed in a way notifier cannot read)", poll)
@@ -523,15 +521,16 @@ class Tailer:
             if path.exists():
                 self._missed_in(path, "", poll)
             return
+
         try:
             position = self._rotated.start_in(source, origin, self._positions.values())
         except READ_ERRORS as exc:
-            source.close()
+            position = None
             self._missed_in(path, f" ({exc})", poll)
-            return
         if position is None:
             source.close()
             return
+
         how = "the rest of" if position.offset else "all of"
         event = f"{origin} was rotated since the last run; reading {how} {path}"
         log.warning("log %s", event)
