@@ -494,3 +494,24 @@ def test_a_broken_option_declaration_fails_its_plugin_not_the_command(
             "returned check type "
         ) in done.stderr
         assert declared in done.stderr
+
+
+def test_plugins_says_why_a_relative_plugin_folder_is_not_searched(
+    tmp_path, capsys, monkeypatch
+):
+    # A folder that would load, were relative paths taken from the cwd.
+    make_plugin_dir(tmp_path, "other_check.py")
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "notifier.toml"
+    config.write_text('[notifier]\nplugin_dirs = ["plugins"]\n')
+
+    status = main(["plugins", "-c", str(config)])
+
+    out, err = capsys.readouterr()
+    assert status == EX_OK
+    assert "fixture_other" not in out
+    assert err.splitlines() == [
+        f"notifier: {config}: [notifier] plugin_dirs: 'plugins' is not an absolute "
+        f"path (write an absolute path, such as /var/log/syslog); drop-in plugin "
+        "folders are not searched"
+    ]

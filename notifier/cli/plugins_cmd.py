@@ -21,10 +21,15 @@ import tomli_w
 
 from notifier.cli import add_config_argument
 from notifier.cli.output import reserved_stdout
-from notifier.config import COMMON_OPTIONS, parse_notifier_table, read_toml
-from notifier.errors import EX_OK
+from notifier.config import (
+    COMMON_OPTIONS,
+    NotifierSettings,
+    parse_notifier_table,
+    read_toml,
+)
+from notifier.errors import EX_OK, ConfigProblem
 from notifier.loader import config_path
-from notifier.options import Option, present
+from notifier.options import InvalidValue, Option, coerce, options_of, present
 from notifier.plugins import (
     DISABLE_ENV,
     Registry,
@@ -87,7 +92,27 @@ def _plugin_dirs(path: Path) -> tuple[Path, ...]:
         )
         return ()
     raw = read_toml(path)
+    _warn_of_unusable_plugin_dirs(raw, path)
     return parse_notifier_table(raw, path).plugin_dirs
+
+
+def _warn_of_unusable_plugin_dirs(raw: dict[str, Any], path: Path) -> None:
+    """Say on stderr why ``[notifier] plugin_dirs`` is not used, when it is
+    invalid (``config check`` reports it too; here it explains why drop-ins
+    are missing from the listing)."""
+    table = raw.get("notifier")
+    written = table.get("plugin_dirs") if isinstance(table, dict) else None
+    if written is None:
+        return
+    option = next(o for o in options_of(NotifierSettings) if o.name == "plugin_dirs")
+    try:
+        coerce(option, written)
+    except InvalidValue as exc:
+        problem = ConfigProblem(path, "notifier", "plugin_dirs", exc.message, exc.hint)
+        print(
+            f"notifier: {problem.render()}; drop-in plugin folders are not searched",
+            file=sys.stderr,
+        )
 
 
 @contextlib.contextmanager
