@@ -328,7 +328,10 @@ class Daemon:
         self.systemd.ready(self._status_line())
 
         while True:
-            self._flags.wake.wait()
+            # With a timeout: the kernel may deliver SIGTERM to any thread,
+            # and a main thread blocked in a lock without one would never
+            # run the Python handler.
+            self._flags.wake.wait(1.0)
             self._flags.wake.clear()
             if self._flags.stop:
                 break

@@ -367,11 +367,19 @@ def test_queued_mail_survives_sigkill_and_goes_out_after_restart(
     assert not list(outbox.glob("*.eml"))
 
 
-def test_systemd_hears_ready_status_and_watchdog(tmp_path, start_daemon):
-    notify_path = tmp_path / "notify.sock"
+@pytest.fixture
+def notify_socket(tmp_path) -> Iterator[tuple[Path, socket.socket]]:
+    """A real unix datagram socket standing where systemd's would be."""
+    path = tmp_path / "notify.sock"
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    receiver.bind(str(notify_path))
+    receiver.bind(str(path))
     receiver.settimeout(0.2)
+    yield path, receiver
+    receiver.close()
+
+
+def test_systemd_hears_ready_status_and_watchdog(tmp_path, start_daemon, notify_socket):
+    notify_path, receiver = notify_socket
     folder = tmp_path / "run"
     daemon = start_daemon(
         write_config(folder, checks=disk_check(tmp_path, 100.0)),
@@ -396,7 +404,6 @@ def test_systemd_hears_ready_status_and_watchdog(tmp_path, start_daemon):
     daemon.signal(signal.SIGTERM)
     wait_for(lambda: heard("STOPPING=1"), "STOPPING=1")
     assert daemon.wait() == 0
-    receiver.close()
 
 
 def ticks(path: Path) -> int:

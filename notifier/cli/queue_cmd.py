@@ -21,10 +21,11 @@ import time
 from typing import Any, Final
 
 from notifier.cli import add_config_argument
+from notifier.cli.output import load_reserved
 from notifier.compose import human_duration
 from notifier.delivery import DeliveryStatus, Sender, read_status
 from notifier.errors import EX_CONFIG, EX_NOPERM, EX_OK, EX_UNAVAILABLE
-from notifier.loader import Loaded, config_path, load
+from notifier.loader import Loaded, config_path
 from notifier.outbox import Entry, Outbox
 from notifier.transport import create_transport
 
@@ -124,7 +125,7 @@ def _print_delivery(status: DeliveryStatus, now: float) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the queued messages, then the dead letters."""
-    loaded = load(config_path(args.config))
+    loaded = load_reserved(config_path(args.config))
     outbox = _outbox(loaded)
     now = time.time()
     queued, failed = outbox.entries(), outbox.failed()
@@ -144,7 +145,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_flush(args: argparse.Namespace) -> int:
     """Deliver every queued message now; exit 69/77/78 when the transport fails."""
-    loaded = load(config_path(args.config))
+    loaded = load_reserved(config_path(args.config))
     outbox = _outbox(loaded)
     transport = create_transport(loaded.config, loaded.registry.transport_map())
     sender = Sender(loaded.config, transport, outbox)
@@ -173,7 +174,7 @@ def run_retry(args: argparse.Namespace) -> int:
 
     :raises UsageError: when the ID is unknown (exit 64).
     """
-    loaded = load(config_path(args.config))
+    loaded = load_reserved(config_path(args.config))
     outbox = _outbox(loaded)
     with outbox.lock():
         entry = outbox.retry(args.id, now=time.time())
@@ -189,7 +190,7 @@ def run_drop(args: argparse.Namespace) -> int:
 
     :raises UsageError: when the ID is unknown (exit 64).
     """
-    loaded = load(config_path(args.config))
+    loaded = load_reserved(config_path(args.config))
     outbox = _outbox(loaded)
     with outbox.lock():
         entry, failed = outbox.drop(args.id)

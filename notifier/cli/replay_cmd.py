@@ -26,10 +26,11 @@ from notifier.checks.logscan import (
     thresholds_from_options,
 )
 from notifier.cli import add_config_argument
+from notifier.cli.output import load_reserved
 from notifier.config import CheckSpec, Config
 from notifier.errors import EX_OK, ConfigError, DataError, UsageError
 from notifier.events import AlertEvent, EventKind
-from notifier.loader import config_path, load
+from notifier.loader import config_path
 from notifier.replay import (
     Window,
     WindowResult,
@@ -112,7 +113,7 @@ def _print_window(found: WindowResult, seconds: float) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     """Replay the check over the file and print the runs with matches."""
-    loaded = load(config_path(args.config))
+    loaded = load_reserved(config_path(args.config))
     spec = _logscan_check(loaded.config, args.check)
     seconds = _window_seconds(args.window, spec)
     rules = rules_from_options(spec.options, spec.location)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from notifier.cli import add_config_argument
+from notifier.cli.output import load_reserved
 from notifier.config import Config
 from notifier.errors import (
     EX_OK,
@@ -24,7 +25,7 @@ from notifier.errors import (
     TemporaryError,
     UsageError,
 )
-from notifier.loader import config_path, load
+from notifier.loader import config_path
 from notifier.options import suggest
 from notifier.silences import ALL, Silence, SilenceStore
 from notifier.units import format_duration, parse_duration
@@ -74,7 +75,7 @@ def run_silence(args: argparse.Namespace) -> int:
     :raises PermissionRefusedError: when the state folder cannot be written.
     """
     _check_arguments(args)
-    config = load(config_path(args.config)).config
+    config = load_reserved(config_path(args.config)).config
     store = SilenceStore(config.notifier.state_dir)
     now = datetime.now(UTC)
 

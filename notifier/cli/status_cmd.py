@@ -25,12 +25,13 @@ from typing import Any, Final
 
 from notifier.attachments import printable
 from notifier.cli import add_config_argument
+from notifier.cli.output import load_reserved
 from notifier.compose import human_duration
 from notifier.config import Config
 from notifier.delivery import read_status
 from notifier.errors import EX_OK, EX_UNAVAILABLE, PermissionRefusedError
 from notifier.instance import daemon_running
-from notifier.loader import config_path, load
+from notifier.loader import config_path
 from notifier.outbox import Outbox
 from notifier.silences import SilenceStore
 from notifier.state import AlertState, read_alert_states
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     :raises PermissionRefusedError: when the state folder cannot be read
         (exit 77).
     """
-    loaded = load(config_path(args.config))
+    loaded = load_reserved(config_path(args.config))
     now = datetime.now(UTC)
     try:
         report = gather_status(loaded.config, now)

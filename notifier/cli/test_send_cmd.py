@@ -30,10 +30,11 @@ from typing import Any, Final
 
 from notifier import __version__
 from notifier.cli import add_config_argument
+from notifier.cli.output import load_reserved
 from notifier.compose import compose_test_message
 from notifier.config import Config
 from notifier.errors import EX_OK, EX_UNAVAILABLE, ConfigError, UsageError
-from notifier.loader import config_path, load
+from notifier.loader import config_path
 from notifier.transport import (
     AuthRefused,
     DeliveryError,
@@ -196,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         (exit 64).
     """
     path = config_path(args.config)
-    loaded = load(path)
+    loaded = load_reserved(path)
     config = loaded.config
     recipients = _recipients(config, args.to)
     if args.attach is not None:
