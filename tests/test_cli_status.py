@@ -313,3 +313,23 @@ def test_against_a_real_daemon(tmp_path):
     after = status(path)
     assert after.returncode == 69
     assert "not running; last seen" in after.stdout
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(populated):
+    path, _state_dir, _now = populated
+    # `notifier status | head -1`: the reader closes the pipe after one line.
+    reader, writer = os.pipe()
+    os.close(reader)
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "notifier", "status", "-c", str(path), "--json"],
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    os.close(writer)
+
+    assert finished.returncode == 141
+    assert finished.stderr == ""

@@ -24,6 +24,9 @@ from typing import Final
 from notifier import __version__
 from notifier.errors import EX_SOFTWARE, EX_USAGE, NotifierError
 
+EX_SIGPIPE: Final = 128 + 13
+"""Exit status when the reader of our output went away, as after SIGPIPE."""
+
 COMMAND_MODULES: tuple[str, ...] = (
     "notifier.cli.check_cmd",
     "notifier.cli.config_cmd",
@@ -100,6 +103,14 @@ def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`notifier status | head`): stop quietly, as a
+        # program killed by SIGPIPE would, and keep the interpreter's final
+        # flush from failing on the same pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EX_SIGPIPE
     except Exception as exc:
         # A bug of ours: one line by default, the traceback on request.
         if os.environ.get("NOTIFIER_DEBUG"):
