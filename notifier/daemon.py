@@ -545,6 +545,9 @@ class Daemon:
                     getattr(exc, "strerror", None) or exc,
                 )
                 continue
+            # Out of the journal as soon as it is in the outbox: a crash in
+            # between is the one moment an alert can go out twice.
+            self.grouper.commit()
             self._outbox_trouble.forget("outbox")
             queued += 1
             log.info(

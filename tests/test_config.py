@@ -923,3 +923,26 @@ def test_config_check_reports_a_logscan_encoding_it_cannot_read(
 
     (problem,) = [p.render() for p in caught.value.problems]
     assert problem.startswith(f'{path}: [[check]] "app" {expected}'), problem
+
+
+@pytest.mark.parametrize(
+    ("toml", "name"),
+    [
+        (r'"bad\r\nRSET"', "bad\r\nRSET"),
+        ('"two words"', "two words"),
+        (r'"tab\there"', "tab\there"),
+    ],
+)
+def test_a_host_name_with_spaces_or_control_characters_is_refused(toml, name):
+    rendered = problems_of(f"[notifier]\nhostname = {toml}")
+
+    assert rendered == [
+        f"/etc/notifier/notifier.toml: [notifier] hostname: {name!r} is not a host "
+        "name (no spaces or control characters, such as 'web-1.example.org')"
+    ]
+
+
+def test_a_non_ascii_host_name_is_accepted():
+    assert build('[notifier]\nhostname = "hôst-ü.example"').notifier.hostname == (
+        "hôst-ü.example"
+    )

@@ -136,6 +136,20 @@ def build_config(
     file = _build_table(raw, "file", FileSettings, path, problems)
     defaults = _build_table(raw, "defaults", CheckCommon, path, problems)
 
+    # The name goes into the SMTP greeting and mail headers: no spaces or
+    # control characters (non-ASCII letters are fine, sent in IDNA form).
+    if any(not char.isprintable() or char.isspace() for char in notifier.hostname):
+        problems.append(
+            ConfigProblem(
+                path,
+                "notifier",
+                "hostname",
+                f"{notifier.hostname!r} is not a host name",
+                "no spaces or control characters, such as 'web-1.example.org'",
+            )
+        )
+        notifier = _replace(notifier, hostname="")
+
     # Derived values, filled in so `config show` prints what is really used.
     hostname = notifier.hostname or socket.gethostname()
     notifier = _replace(notifier, hostname=hostname)

@@ -53,7 +53,12 @@ class NotifierSettings:
         maximum=3600,
     )
     workers: int = setting(
-        "int", 4, "Threads that run checks at the same time.", minimum=1, maximum=64
+        "int",
+        4,
+        "Scheduler threads that start check runs; each run then has a thread of "
+        "its own, so a hung check never waits for a free one.",
+        minimum=1,
+        maximum=64,
     )
 
 
