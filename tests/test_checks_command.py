@@ -541,3 +541,23 @@ def test_parser_reads_back_what_a_plugin_prints(entries):
 def test_signal_names_cover_unknown_numbers():
     assert command._signal_name(signal.SIGKILL) == "SIGKILL"
     assert command._signal_name(200) == "200"
+
+
+def test_program_sees_path_and_locale_but_not_the_daemon_s_secrets(
+    tmp_path, monkeypatch
+):
+    # What a daemon run with `[smtp] password_env = "SMTP_PASSWORD"` under a
+    # systemd credential has in its environment.
+    monkeypatch.setenv("SMTP_PASSWORD", "s3cret-value")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/run/credentials/notifier.service")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    printer = script(tmp_path, 'echo "environment"\nenv | sort\n')
+
+    result = run(tmp_path, [str(printer)], env={"CHECK_ONLY": "yes"})
+
+    seen = "\n".join(result.evidence)
+    assert "s3cret-value" not in seen
+    assert "CREDENTIALS_DIRECTORY" not in seen
+    assert "LC_ALL=C.UTF-8" in seen
+    assert "CHECK_ONLY=yes" in seen
+    assert any(line.startswith("PATH=") for line in result.evidence)

@@ -14,6 +14,12 @@ Children left behind by a plugin that exited normally are killed too.
 
 :func:`run_command` is public: a plugin that starts programs of its own can
 use it to get the same time limit and clean-up.
+
+The program gets a small environment (:func:`plugin_environment`): the
+search path, locale, time zone and home of the daemon, plus the check's
+``env``. Not the rest: the daemon's environment can hold the SMTP password
+(``[smtp] password_env``) or point at its systemd credentials, and a plugin
+that prints its environment would put them in an alert.
 """
 
 from __future__ import annotations
@@ -285,7 +291,7 @@ class CommandCheck:
     def run(self) -> Result:
         """Run the program once and translate what it said."""
         budget = budget_for(self._context.timeout)
-        environment = {**os.environ, **self._extra_env}
+        environment = {**plugin_environment(), **self._extra_env}
         try:
             finished = run_command(
                 self._argv,
@@ -411,6 +417,28 @@ def validate_options(options: Mapping[str, Any]) -> list[OptionProblem]:
                 ("env", f"the value of {name!r} holds a NUL character", None)
             )
     return problems
+
+
+PASSED_ENVIRONMENT: Final = frozenset(
+    {"PATH", "LANG", "LANGUAGE", "TZ", "HOME", "USER", "LOGNAME", "TMPDIR"}
+)
+"""Variables of the daemon's environment a command check's program sees."""
+DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def plugin_environment() -> dict[str, str]:
+    """Return the environment a command check's program starts with.
+
+    Only :data:`PASSED_ENVIRONMENT` and the ``LC_*`` locale variables of the
+    daemon's own; ``PATH`` falls back to the usual system folders.
+    """
+    passed = {
+        name: value
+        for name, value in os.environ.items()
+        if name in PASSED_ENVIRONMENT or name.startswith("LC_")
+    }
+    passed.setdefault("PATH", DEFAULT_PATH)
+    return passed
 
 
 @hookimpl
