@@ -78,6 +78,13 @@ def _declaration_problem(check_type: CheckType) -> str | None:
         return "whose validate is neither None nor callable"
     if not isinstance(hints, Mapping) or not all(isinstance(k, str) for k in hints):
         return "whose hints are not a mapping of option names to advice"
+    common_defaults: object = check_type.common_defaults
+    if not isinstance(common_defaults, Mapping):
+        return "whose common_defaults are not a mapping"
+    unknown = sorted(str(key) for key in common_defaults if key not in _COMMON_NAMES)
+    if unknown:
+        named = ", ".join(map(repr, unknown))
+        return f"whose common_defaults name {named}, not options every check has"
     if not isinstance(options, tuple | list):
         return f"whose options are a {type(options).__name__}, not a tuple of Option"
     seen: set[str] = set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -946,3 +947,19 @@ def test_a_non_ascii_host_name_is_accepted():
     assert build('[notifier]\nhostname = "hôst-ü.example"').notifier.hostname == (
         "hôst-ü.example"
     )
+
+
+def test_a_type_s_own_default_for_a_common_option_gives_way_to_defaults_table():
+    quiet = dataclasses.replace(DISKISH, common_defaults={"recovery": False})
+    types = {"diskish": quiet}
+    entry = "[[check]]\nname = 'x'\ntype = 'diskish'\n"
+
+    alone = build_config(tomllib.loads(entry), None, types)
+    told = build_config(
+        tomllib.loads("[defaults]\nrecovery = true\n" + entry), None, types
+    )
+    own = build_config(tomllib.loads(entry + "recovery = true\n"), None, types)
+
+    assert alone.checks[0].common.recovery is False
+    assert told.checks[0].common.recovery is True
+    assert own.checks[0].common.recovery is True

@@ -259,7 +259,7 @@ def test_log_lines_appended_give_exactly_one_email_with_the_log_attached(
     time.sleep(2)  # later runs must not send it again
     assert len(server.messages) == 1
     message = server.messages[0].message()
-    assert "CRITICAL" in message["Subject"]
+    assert message["Subject"].startswith("[notifier] CRITICAL web-1.example.test: ")
     assert "app-errors" in message["Subject"]
     body = message.get_body(preferencelist=("plain",)).get_content()
     assert "ERROR disk controller reset" in body

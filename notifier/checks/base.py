@@ -135,6 +135,11 @@ class CheckType:
         key in this type's entries: for a mistake its users are likely to make
         (``attach = true`` in a ``logscan`` check, whose switch is
         ``attach_log``).
+    :param common_defaults: this type's own defaults for options every check
+        has, in their parsed form (seconds, ``bool``), by option name. They
+        apply where neither the entry nor ``[defaults]`` sets the key: a log
+        check, whose "OK" only means "no new matching lines", defaults to
+        ``recovery = False``.
     """
 
     name: str
@@ -143,6 +148,7 @@ class CheckType:
     summary: str = ""
     validate: Callable[[Mapping[str, Any]], Sequence[OptionProblem]] | None = None
     hints: Mapping[str, str] = field(default_factory=dict, hash=False)
+    common_defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 def threshold_status(

@@ -377,5 +377,8 @@ def notifier_check_types() -> list[CheckType]:
             summary="Alert on new lines in log files that match a pattern.",
             validate=validate_options,
             hints={"attach": ATTACH_HINT},
+            # "OK" only means "no new matching lines": a burst of errors is
+            # one message, not a PROBLEM and then a RECOVERY a run later.
+            common_defaults={"recovery": False},
         )
     ]

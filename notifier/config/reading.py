@@ -170,9 +170,11 @@ def build_config(
         )
 
     raw_checks = raw.get("check", [])
+    raw_defaults = raw.get("defaults", {})
     checks = _build_checks(
         raw_checks if _is_table_array(raw_checks) else [],
         defaults,
+        set(raw_defaults) if isinstance(raw_defaults, dict) else set(),
         _TypeLookup(check_types, unknown_type_hint),
         path,
         problems,
@@ -247,6 +249,7 @@ def _with_type_hints(
 def _build_checks(
     entries: Sequence[Mapping[str, Any]],
     defaults: CheckCommon,
+    explicit_defaults: set[str],
     check_types: _TypeLookup,
     path: Path | None,
     problems: list[ConfigProblem],
@@ -281,8 +284,18 @@ def _build_checks(
         if check_type is None:
             # Without a type we cannot tell its keys from unknown ones.
             known_extra = ("name", "type", *entry.keys())
+        # A type's own defaults for the common options give way to what the
+        # sysadmin wrote in [defaults].
+        type_defaults = {
+            key: value
+            for key, value in (check_type.common_defaults if check_type else {}).items()
+            if key not in explicit_defaults
+        }
         values, found = validate_table(
-            entry, options, defaults=default_values, extra_known=known_extra
+            entry,
+            options,
+            defaults={**default_values, **type_defaults},
+            extra_known=known_extra,
         )
         found = _with_type_hints(found, check_type)
         problems.extend(_locate(found, path, location))
