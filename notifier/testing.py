@@ -174,17 +174,26 @@ def make_check(
     check_type = check_type_from(source, type_name)
     _refuse_clashes(check_type)
     values, problems = validate_table(options, (*COMMON_OPTIONS, *check_type.options))
+    location = f'[[check]] "{name}"'
     if problems:
-        location = f'[[check]] "{name}"'
         raise ConfigError(
             [ConfigProblem(None, location, p.key, p.message, p.hint) for p in problems]
         )
+    own = {option.name: values[option.name] for option in check_type.options}
+
+    # The type's own check of its options, as `notifier config check` runs it.
+    if check_type.validate is not None:
+        found = check_type.validate(own)
+        if found:
+            raise ConfigError(
+                [ConfigProblem(None, location, k, m, h) for k, m, h in found]
+            )
 
     state_dir = tmp_path / "state" / name
     state_dir.mkdir(parents=True, exist_ok=True)
     context = CheckContext(
         name=name,
-        options={option.name: values[option.name] for option in check_type.options},
+        options=own,
         state_dir=state_dir,
         hostname=hostname,
         timeout=timeout if timeout is not None else float(values["timeout"]),

@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from notifier import CheckContext, CheckType, Option, Result, Status
+from notifier.checks import logscan
 from notifier.config import build_config
 from notifier.errors import ConfigError, PluginError
 from notifier.testing import (
@@ -213,3 +214,14 @@ def test_option_clashing_with_a_common_option_is_a_plugin_error(tmp_path):
         "plugin clash: check type 'clash' declares 'within', which every check "
         "already has; rename the option"
     )
+
+
+def test_the_type_s_own_validation_runs_as_config_check_runs_it(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        run_check_type(
+            logscan,
+            {"path": str(tmp_path / "x.log"), "pattern": "E", "encoding": "nosuch"},
+            tmp_path=tmp_path,
+        )
+
+    assert '[[check]] "test" encoding' in str(caught.value)
