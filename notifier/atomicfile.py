@@ -27,7 +27,12 @@ _ROOT: Final = 0
 
 
 def write_atomic(
-    path: Path, data: bytes, mode: int = 0o644, *, exclusive: bool = False
+    path: Path,
+    data: bytes,
+    mode: int = 0o644,
+    *,
+    exclusive: bool = False,
+    durable: bool = True,
 ) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file.
 
@@ -39,6 +44,9 @@ def write_atomic(
 
     :param mode: permission bits of the new file.
     :param exclusive: only create ``path``, never replace it.
+    :param durable: fsync the file and the folder; ``False`` for a file that
+        is rewritten often and worth nothing after a power cut (the daemon's
+        status), which still never shows a reader half a file.
     :raises FileExistsError: when ``exclusive`` and ``path`` exists.
     :raises OSError: when the folder cannot be written.
     """
@@ -51,7 +59,8 @@ def write_atomic(
             handle.flush()
             os.fchmod(handle.fileno(), mode)
             adopt_folder_owner(handle.fileno(), path.parent)
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         if exclusive:
             # A hard link fails when the name exists: no other writer's file
             # is ever replaced.
@@ -62,7 +71,8 @@ def write_atomic(
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    fsync_folder(path.parent)
+    if durable:
+        fsync_folder(path.parent)
 
 
 def open_owned(path: Path, flags: int, mode: int = 0o600) -> int:

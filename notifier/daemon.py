@@ -631,7 +631,8 @@ class Daemon:
         }
         data = json.dumps(document, indent=1).encode("utf-8")
         try:
-            write_atomic(self.state_dir / STATUS_FILE, data, mode=0o644)
+            # Rewritten often and rebuilt at every start: no fsync needed.
+            write_atomic(self.state_dir / STATUS_FILE, data, mode=0o644, durable=False)
         except OSError as exc:
             log.warning("status file cannot be written: %s", exc)
         self.systemd.status(self._status_line())
