@@ -29,6 +29,7 @@ warning = 2
 critical = 5
 max_evidence_lines = 2
 every = "1m"
+recovery = true
 
 [[check]]
 name = "true"
