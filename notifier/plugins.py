@@ -45,7 +45,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import pluggy
 
@@ -471,34 +471,66 @@ def _reject_unknown_hooks(loading: _Loading) -> None:
 
 
 def _collect_check_types(loading: _Loading) -> dict[str, CheckTypeInfo]:
-    """Call each plugin's ``notifier_check_types`` apart from the others, so a
-    failure is pinned on the plugin that caused it."""
-    found: dict[str, CheckTypeInfo] = {}
+    """Return every check type the loaded plugins provide, by name.
+
+    :raises PluginError: when two plugins provide the same type name.
+    """
+    provided = _provided(
+        loading, CHECK_TYPES_HOOK, check_types_problem, "check type", drop=True
+    )
+    return {
+        item.name: CheckTypeInfo(item, info.origin)
+        for info, item in provided
+        if isinstance(item, CheckType)
+    }
+
+
+def _provided(
+    loading: _Loading,
+    hook_name: str,
+    problem_of: Callable[[object], str | None],
+    noun: str,
+    *,
+    drop: bool,
+) -> list[tuple[PluginInfo, Any]]:
+    """Call each plugin's ``hook_name`` apart from the others, so a failure is
+    pinned on the plugin that caused it, and return what each provided.
+
+    :param problem_of: says how a return value breaks the hook's contract.
+    :param noun: what the hook provides, for the duplicate-name error.
+    :param drop: unregister a plugin whose hook fails.
+    :raises PluginError: when two plugins provide the same name.
+    """
+    provided: list[tuple[PluginInfo, Any]] = []
     found_by: dict[str, PluginInfo] = {}
     for info in list(loading.plugins.values()):
-        returned = _call_alone(loading, info)
-        if returned is None:
-            continue
-        for check_type in returned:
-            earlier = found_by.get(check_type.name)
+        returned = _call_alone(loading, info, hook_name, problem_of, drop=drop)
+        for item in returned or ():
+            earlier = found_by.get(item.name)
             if earlier is not None:
                 msg = (
-                    f"check type {check_type.name!r} is also provided by "
-                    f"{earlier.label}; rename one, or disable one plugin with "
-                    f"{DISABLE_ENV}={info.name}"
+                    f"{noun} {item.name!r} is also provided by {earlier.label}; "
+                    f"rename one, or disable one plugin with {DISABLE_ENV}={info.name}"
                 )
                 raise PluginError(info.label, msg)
-            found[check_type.name] = CheckTypeInfo(check_type, info.origin)
-            found_by[check_type.name] = info
-    return found
+            found_by[item.name] = info
+            provided.append((info, item))
+    return provided
 
 
-def _call_alone(loading: _Loading, info: PluginInfo) -> list[CheckType] | None:
-    """Return what one plugin's hook returned, or None (and a failure) if it
-    did not implement it, raised, or broke the contract."""
+def _call_alone(
+    loading: _Loading,
+    info: PluginInfo,
+    hook_name: str,
+    problem_of: Callable[[object], str | None],
+    *,
+    drop: bool,
+) -> list[Any] | None:
+    """Return what one plugin's ``hook_name`` returned, or None (and a
+    failure) if it did not implement it, raised, or broke the contract."""
     manager = loading.manager
     plugin = manager.get_plugin(info.name)
-    hook = getattr(manager.hook, CHECK_TYPES_HOOK)
+    hook = getattr(manager.hook, hook_name)
     own = [
         impl
         for impl in hook.get_hookimpls()
@@ -507,12 +539,12 @@ def _call_alone(loading: _Loading, info: PluginInfo) -> list[CheckType] | None:
     if not own:
         return None
 
-    log.debug("plugin %r: calling %s", info.name, CHECK_TYPES_HOOK)
+    log.debug("plugin %r: calling %s", info.name, hook_name)
     others = manager.get_plugins() - {plugin}
     problem: str | None
     try:
         results = loading.run_limited(
-            manager.subset_hook_caller(CHECK_TYPES_HOOK, others),
+            manager.subset_hook_caller(hook_name, others),
             info.name,
             info.source,
         )
@@ -522,11 +554,12 @@ def _call_alone(loading: _Loading, info: PluginInfo) -> list[CheckType] | None:
         problem = f"raised {_describe(exc)}"
     else:
         returned = results[0] if results else None
-        problem = check_types_problem(returned)
+        problem = problem_of(returned)
         if problem is None and isinstance(returned, list):
-            return [item for item in returned if isinstance(item, CheckType)]
-    loading.drop(info.name)
-    loading.fail(info.label, f"hook {CHECK_TYPES_HOOK} {problem}")
+            return returned
+    if drop:
+        loading.drop(info.name)
+    loading.fail(info.label, f"hook {hook_name} {problem}")
     return None
 
 
@@ -565,39 +598,16 @@ TRANSPORTS_HOOK: Final = "notifier_transports"
 def _collect_transports(loading: _Loading) -> dict[str, TransportInfo]:
     """Return every transport the loaded plugins provide, by name.
 
+    A plugin whose transport hook fails stays registered: its check types,
+    collected before, still count.
+
     :raises PluginError: when two plugins provide the same transport name.
     """
-    found: dict[str, TransportInfo] = {}
-    found_by: dict[str, PluginInfo] = {}
-    hook = getattr(loading.manager.hook, TRANSPORTS_HOOK)
-    for impl in hook.get_hookimpls():
-        name = loading.manager.get_name(impl.plugin)
-        info = loading.plugins.get(name) if name is not None else None
-        if info is None or impl.wrapper or impl.hookwrapper:
-            continue
-        try:
-            returned = loading.run_limited(impl.function, info.name, info.source)
-        except TimeLimitExceeded:
-            loading.fail(
-                info.label, f"hook {TRANSPORTS_HOOK} {loading.too_long('to return')}"
-            )
-            continue
-        except (Exception, SystemExit) as exc:
-            loading.fail(info.label, f"hook {TRANSPORTS_HOOK} raised {_describe(exc)}")
-            continue
-        problem = transports_problem(returned)
-        if problem is not None or not isinstance(returned, list):
-            loading.fail(info.label, f"hook {TRANSPORTS_HOOK} {problem}")
-            continue
-        for transport_type in returned:
-            earlier = found_by.get(transport_type.name)
-            if earlier is not None:
-                msg = (
-                    f"transport {transport_type.name!r} is also provided by "
-                    f"{earlier.label}; rename one, or disable one plugin with "
-                    f"{DISABLE_ENV}={info.name}"
-                )
-                raise PluginError(info.label, msg)
-            found[transport_type.name] = TransportInfo(transport_type, info.origin)
-            found_by[transport_type.name] = info
-    return found
+    provided = _provided(
+        loading, TRANSPORTS_HOOK, transports_problem, "transport", drop=False
+    )
+    return {
+        item.name: TransportInfo(item, info.origin)
+        for info, item in provided
+        if isinstance(item, TransportType)
+    }

@@ -670,3 +670,74 @@ def test_check_type_fields_of_the_wrong_kind_fail_their_plugin(
         + expected
     )
     assert "odd" not in registry.check_types
+
+
+TRANSPORT_PLUGIN = '''
+"""Test drop-in: a transport named {name!r}{broken}."""
+from __future__ import annotations
+
+from notifier import CheckType, Result, Status, TransportType, hookimpl
+
+
+class _Fine:
+    def run(self):
+        return Result(Status.OK, "fine")
+
+
+@hookimpl
+def notifier_check_types():
+    return [CheckType("{check}", lambda context: _Fine())]
+
+
+@hookimpl
+def notifier_transports():
+    {body}
+'''
+
+
+def transport_plugin(folder: Path, stem: str, name: str, *, broken: bool = False):
+    body = (
+        'raise RuntimeError("transport hook exploded")'
+        if broken
+        else f'return [TransportType("{name}", lambda config: None)]'
+    )
+    path = folder / f"{stem}.py"
+    path.write_text(
+        TRANSPORT_PLUGIN.format(
+            name=name,
+            broken=", broken" if broken else "",
+            check=f"{stem}_check",
+            body=body,
+        )
+    )
+    path.chmod(0o644)
+    return path
+
+
+def test_two_plugins_providing_one_transport_name_is_an_error_naming_both(tmp_path):
+    folder = make_plugin_dir(tmp_path)
+    first = transport_plugin(folder, "pager_a", "pager")
+    second = transport_plugin(folder, "pager_b", "pager")
+
+    with pytest.raises(PluginError) as caught:
+        build_registry([folder], load_entry_points=False)
+
+    message = str(caught.value)
+    assert "transport 'pager' is also provided by" in message
+    assert str(first) in message
+    assert str(second) in message
+
+
+def test_a_failing_transport_hook_is_named_and_the_plugin_s_checks_still_load(
+    tmp_path,
+):
+    folder = make_plugin_dir(tmp_path)
+    broken = transport_plugin(folder, "flaky", "flaky", broken=True)
+
+    registry = build_registry([folder], load_entry_points=False)
+
+    assert "hook notifier_transports raised RuntimeError: transport hook exploded" in (
+        failure_for(registry, broken)
+    )
+    assert "flaky_check" in registry.check_types
+    assert "flaky" not in registry.transports
