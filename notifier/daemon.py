@@ -181,13 +181,19 @@ class Daemon:
         self._status_written = 0.0
         self._started = datetime.now(UTC)
 
-        # What cannot change without a restart is built once, here.
-        self.runtime = self._build(load(config_path))
-        config = self.runtime.config
-        self.state_dir = config.notifier.state_dir
-        self.workers = config.notifier.workers
+        # What cannot change without a restart is built once, here; the
+        # state folder is ours before any check is created in it.
+        loaded = load(config_path)
+        self.state_dir = loaded.config.notifier.state_dir
         self.instance = InstanceLock(self.state_dir)
         self.instance.acquire()
+        try:
+            self.runtime = self._build(loaded)
+        except BaseException:
+            self.instance.release()
+            raise
+        config = self.runtime.config
+        self.workers = config.notifier.workers
         self.store = AlertStore(self.state_dir)
         self.silences = SilenceStore(self.state_dir)
         self.outbox = Outbox.in_state_dir(self.state_dir)
