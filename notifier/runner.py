@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
+import math
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -44,9 +46,9 @@ SUMMARY_WIDTH: Final = 300
 
 @dataclass
 class _Stuck:
-    """A run abandoned after its timeout, still going in ``thread``."""
+    """A run abandoned after its timeout, still going as ``call``."""
 
-    thread: threading.Thread
+    call: _Call
     since: float
     skips: int = 0
 
@@ -88,11 +90,11 @@ def run_check(check: Check, timeout: float, name: str) -> Result:
     # running in the background until it returns by itself; the check is
     # not started again meanwhile (see _abandoned), so a hung check costs
     # one thread, not one per tick.
-    outcome, worker = _start(check.run, f"check-{name}", check)
-    worker.join(timeout)
-    if worker.is_alive():
+    outcome, call = _start(check.run, f"check-{name}", check)
+    call.join(timeout)
+    if call.is_alive():
         with _abandoned_lock:
-            _abandoned[id(check)] = _Stuck(worker, time.monotonic())
+            _abandoned[id(check)] = _Stuck(call, time.monotonic())
         log.warning(
             "check %r timed out after %s; its run is abandoned",
             name,
@@ -109,7 +111,7 @@ def _refusal_while_stuck(check: Check, name: str) -> Result | None:
     """Return UNKNOWN "not started" while an abandoned run of ``check`` goes on."""
     with _abandoned_lock:
         stuck = _abandoned.get(id(check))
-        if stuck is not None and not stuck.thread.is_alive():
+        if stuck is not None and not stuck.call.is_alive():
             del _abandoned[id(check)]
             stuck = None
     if stuck is None:
@@ -135,28 +137,119 @@ def _start(
     thread_name: str,
     key: object,
     on_done: Callable[[], None] | None = None,
-) -> tuple[_Outcome, threading.Thread]:
-    """Call ``function`` in a daemon thread; ``key`` is the object whose
-    abandoned-run entry the thread clears when it finally ends, and
-    ``on_done`` is called in that thread once the outcome is set."""
-    outcome = _Outcome()
+) -> tuple[_Outcome, _Call]:
+    """Call ``function`` in a worker thread; ``key`` is the object whose
+    abandoned-run entry the call clears when it finally ends, and ``on_done``
+    is called in that thread once the outcome is set."""
+    call = _Call(function, key, on_done)
+    _workers.submit(call, thread_name)
+    return call.outcome, call
 
-    def work() -> None:
+
+class _Call:
+    """One call of a function in a worker thread: what it produced, and
+    whether it has ended (the thread itself lives on for the next call)."""
+
+    def __init__(
+        self,
+        function: Callable[[], object],
+        key: object,
+        on_done: Callable[[], None] | None,
+    ) -> None:
+        self.function = function
+        self.key = key
+        self.on_done = on_done
+        self.outcome = _Outcome()
+        self._ended = threading.Event()
+
+    def is_alive(self) -> bool:
+        """Return whether the call is still going."""
+        return not self._ended.is_set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait up to ``timeout`` seconds for the call to end."""
+        self._ended.wait(timeout)
+
+    def run(self) -> None:
+        """Call the function, keep what it did, then report the end."""
         try:
-            outcome.value = function()
+            self.outcome.value = self.function()
         except BaseException as exc:  # a check calling sys.exit() is reported too
-            outcome.error = exc
+            self.outcome.error = exc
         finally:
             with _abandoned_lock:
-                entry = _abandoned.get(id(key))
-                if entry is not None and entry.thread is threading.current_thread():
-                    del _abandoned[id(key)]
-        if on_done is not None:
-            on_done()
+                entry = _abandoned.get(id(self.key))
+                if entry is not None and entry.call is self:
+                    del _abandoned[id(self.key)]
+            self._ended.set()
+        if self.on_done is not None:
+            self.on_done()
 
-    worker = threading.Thread(target=work, name=thread_name, daemon=True)
-    worker.start()
-    return outcome, worker
+
+class _Workers:
+    """Threads that run one call at a time and then wait for the next.
+
+    A call never waits for a free thread: when none is idle a new one
+    starts, so a hung check holds one thread and delays nothing, exactly as
+    with a thread per call. Keeping the threads matters for the idle cost:
+    on a small virtual machine starting a thread costs more CPU time than a
+    disk or load check itself, and the daemon runs thousands of checks an
+    hour. The most recently idle thread is used first, so threads beyond
+    what the checks need at once go unused and end after ``idle_seconds``.
+    """
+
+    def __init__(self, idle_seconds: float) -> None:
+        self.idle_seconds = idle_seconds
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[tuple[_Call, str]]] = []
+
+    def submit(self, call: _Call, thread_name: str) -> None:
+        """Run ``call`` in an idle thread, or in a new one if none is idle."""
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is not None:
+            inbox.put((call, thread_name))
+            return
+        inbox = queue.SimpleQueue()
+        thread = threading.Thread(
+            target=self._serve, args=(inbox,), name=thread_name, daemon=True
+        )
+        inbox.put((call, thread_name))
+        thread.start()
+
+    def _serve(self, inbox: queue.SimpleQueue[tuple[_Call, str]]) -> None:
+        thread = threading.current_thread()
+        work: tuple[_Call, str] | None = inbox.get()
+        while work is not None:
+            call, thread.name = work
+            try:
+                call.run()
+            except Exception:
+                log.exception("reporting the result of %s failed", thread.name)
+            work = self._next(inbox)
+
+    def _next(
+        self, inbox: queue.SimpleQueue[tuple[_Call, str]]
+    ) -> tuple[_Call, str] | None:
+        """Wait idle for the next call; ``None`` when the thread should end."""
+        with self._lock:
+            threading.current_thread().name = IDLE_WORKER_NAME
+            self._idle.append(inbox)
+        try:
+            return inbox.get(timeout=self.idle_seconds)
+        except queue.Empty:
+            with self._lock:
+                if inbox in self._idle:
+                    self._idle.remove(inbox)
+                    return None
+            # Taken off the idle list just as the wait ended: a call is coming.
+            return inbox.get()
+
+
+IDLE_WORKER_SECONDS: Final = 600.0
+"""How long a worker thread with nothing to run waits before it ends."""
+IDLE_WORKER_NAME: Final = "check-worker (idle)"
+_workers = _Workers(IDLE_WORKER_SECONDS)
 
 
 def _judge(outcome: _Outcome, name: str) -> Result:
@@ -205,14 +298,15 @@ class _LiveRun:
     deadline: float
     timeout: float
     outcome: _Outcome
-    worker: threading.Thread | None = None
+    call: _Call | None = None
     reported: bool = False
 
 
 class CheckRunner:
     """Runs checks for the daemon so that no check ever waits for another.
 
-    :meth:`start` returns at once: each run has a thread of its own, and its
+    :meth:`start` returns at once: each run has a thread of its own (an
+    idle one kept from an earlier run, see :class:`_Workers`), and its
     result goes to the ``report`` callback from that thread when the run
     returns, or from the runner's deadline thread when the run passes its
     timeout (UNKNOWN "timed out"), whichever comes first; exactly once.
@@ -228,6 +322,10 @@ class CheckRunner:
         self._lock = threading.Condition()
         self._live: dict[int, _LiveRun] = {}
         self._stopping = False
+        # The deadline the watcher sleeps until (infinity: no run is live).
+        # It is woken only for an earlier one, so a quiet daemon's watcher
+        # wakes once per run at most, never on a timer of its own.
+        self._watching_until = math.inf
         self._deadlines = threading.Thread(
             target=self._watch_deadlines, name="check-deadlines", daemon=True
         )
@@ -252,13 +350,14 @@ class CheckRunner:
         now = self._clock()
         run = _LiveRun(name, check, report, now, now + timeout, timeout, _Outcome())
         # Held while starting: the run may end before _start returns, and its
-        # _finished must then find the outcome and worker already in place.
+        # _finished must then find the outcome and call already in place.
         with self._lock:
             self._live[id(check)] = run
-            run.outcome, run.worker = _start(
+            run.outcome, run.call = _start(
                 check.run, f"check-{name}", check, on_done=lambda: self._finished(run)
             )
-            self._lock.notify()
+            if run.deadline < self._watching_until:
+                self._lock.notify_all()
         return True
 
     def running(self) -> int:
@@ -290,7 +389,6 @@ class CheckRunner:
                 return
             run.reported = True
             self._live.pop(id(run.check), None)
-            self._lock.notify_all()
         result = _judge(run.outcome, run.name)
         log.debug("check %r: %s %s", run.name, result.status.name, result.summary)
         run.report(result, self._clock() - run.started)
@@ -307,9 +405,12 @@ class CheckRunner:
                     del self._live[id(run.check)]
                     self._abandon(run, now)
                 if not expired:
-                    upcoming = [run.deadline for run in self._live.values()]
-                    wait = min(upcoming) - now if upcoming else 1.0
-                    self._lock.wait(max(0.01, min(wait, 1.0)))
+                    self._watching_until = min(
+                        (run.deadline for run in self._live.values()), default=math.inf
+                    )
+                    wait = self._watching_until - now
+                    self._lock.wait(None if wait == math.inf else max(0.01, wait))
+                    self._watching_until = math.inf
                     continue
             for run in expired:
                 timeout = format_duration(run.timeout)
@@ -325,11 +426,11 @@ class CheckRunner:
     def _abandon(self, run: _LiveRun, now: float) -> None:
         """Remember a run past its deadline so its check is not started again
         while it goes on (the same rule as :func:`run_check`)."""
-        worker = run.worker
-        if worker is None or not worker.is_alive():
+        call = run.call
+        if call is None or not call.is_alive():
             return
         with _abandoned_lock:
-            _abandoned[id(run.check)] = _Stuck(worker, now)
+            _abandoned[id(run.check)] = _Stuck(call, now)
 
 
 def describe_exception(error: BaseException) -> str:
@@ -404,11 +505,11 @@ def create_check(spec: CheckSpec, registry: Registry, config: Config) -> Check:
         timeout=spec.common.timeout,
     )
     create = info.check_type.create
-    outcome, worker = _start(lambda: create(context), f"create-{spec.name}", create)
-    worker.join(spec.common.timeout)
+    outcome, call = _start(lambda: create(context), f"create-{spec.name}", create)
+    call.join(spec.common.timeout)
 
     # A broken plugin must not take the daemon down: report it on each run.
-    if worker.is_alive():
+    if call.is_alive():
         reason = (
             f"creating the check timed out after {format_duration(spec.common.timeout)}"
         )

@@ -6,6 +6,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pluggy
@@ -17,7 +18,14 @@ from notifier.config import build_config
 from notifier.errors import ConfigError, PermissionRefusedError
 from notifier.options import Option
 from notifier.plugins import CheckTypeInfo, Registry
-from notifier.runner import CheckRunner, create_check, run_check, warmup_of
+from notifier.runner import (
+    CheckRunner,
+    _Call,
+    _Workers,
+    create_check,
+    run_check,
+    warmup_of,
+)
 
 
 class Raising:
@@ -56,11 +64,17 @@ class Chatty:
         return Result(Status.WARNING, "first line\nsecond line\n")
 
 
-def thread_named(name: str) -> threading.Thread:
-    for thread in threading.enumerate():
-        if thread.name == name:
-            return thread
-    pytest.fail(f"no thread named {name!r}")
+def wait_until_run_ended(name: str) -> None:
+    """Wait until no thread is running check ``name`` any more.
+
+    Worker threads outlive their runs (they wait for the next one), so the
+    end of a run is the moment its thread gives up the check's name.
+    """
+    deadline = time.monotonic() + 5
+    while any(thread.name == name for thread in threading.enumerate()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"a thread is still named {name!r}")
+        time.sleep(0.01)
 
 
 # --- run_check ---------------------------------------------------------------
@@ -94,7 +108,7 @@ def test_hanging_check_times_out_as_unknown_and_is_not_restarted_while_stuck():
     first = run_check(check, 0.2, "sleeper")
     while_stuck = run_check(check, 0.2, "sleeper")
     check.release.set()
-    thread_named("check-sleeper").join()
+    wait_until_run_ended("check-sleeper")
     after_release = run_check(check, 5.0, "sleeper")
 
     assert first.status is Status.UNKNOWN
@@ -103,6 +117,40 @@ def test_hanging_check_times_out_as_unknown_and_is_not_restarted_while_stuck():
     assert while_stuck.summary.startswith("check not started: its previous run")
     assert check.runs == 2
     assert after_release == Result(Status.OK, "finally done")
+
+
+class ThreadRecorder:
+    def __init__(self):
+        self.threads = []
+
+    def run(self):
+        self.threads.append(threading.current_thread())
+        return Result(Status.OK, "recorded")
+
+
+def test_runs_one_after_another_reuse_one_thread():
+    check = ThreadRecorder()
+
+    for _ in range(5):
+        assert run_check(check, 5.0, "reused").status is Status.OK
+        wait_until_run_ended("check-reused")
+
+    assert len(check.threads) == 5
+    assert all(thread is check.threads[0] for thread in check.threads)
+
+
+def test_idle_worker_threads_end_after_their_idle_time():
+    workers = _Workers(idle_seconds=0.05)
+    check = ThreadRecorder()
+    call = _Call(check.run, check, None)
+
+    workers.submit(call, "check-short-lived")
+    call.join(5)
+    (thread,) = check.threads
+    deadline = time.monotonic() + 5
+    while thread.is_alive():
+        assert time.monotonic() < deadline, "the idle thread never ended"
+        time.sleep(0.01)
 
 
 def test_stuck_check_is_reported_once_then_quietly(caplog):
@@ -340,7 +388,7 @@ def test_runner_reports_a_hung_run_once_at_its_timeout_and_drops_the_late_one():
     runner.start("stuck", check, 0.2, reports)
     ((result, _),) = reports.wait_for(1)
     check.release.set()
-    thread_named("check-stuck").join(5)
+    wait_until_run_ended("check-stuck")
 
     assert result.status is Status.UNKNOWN
     assert result.summary == "check timed out after 200ms"
