@@ -20,7 +20,8 @@ Wiring only; every decision lives in the part that owns it. Threads:
 - Delivery has a thread of its own (:class:`DeliveryThread`): a mail server
   that accepts the connection and then never answers stalls that thread
   only, up to ``[smtp] timeout``; no check run waits for it.
-- The main thread waits for signals: SIGHUP reloads, SIGTERM and SIGINT stop.
+- The main thread sleeps until a signal comes: SIGHUP reloads, SIGTERM and
+  SIGINT stop.
 
 A check's result goes through :func:`notifier.state.advance`; its events
 into the :class:`notifier.grouping.Grouper`; due batches are composed and
@@ -29,29 +30,20 @@ written to the durable outbox, and the delivery thread sends them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import select
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
-
-from apscheduler.events import (
-    EVENT_JOB_ERROR,
-    EVENT_JOB_MISSED,
-    JobExecutionEvent,
-)
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from notifier import __version__
 from notifier.atomicfile import write_atomic
@@ -68,6 +60,16 @@ from notifier.logsetup import RateLimitedLogger, setup_logging
 from notifier.outbox import Outbox
 from notifier.redact import Redactor, redactor_for
 from notifier.runner import CheckRunner, create_check, warmup_of
+from notifier.scheduling import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MISSED,
+    BackgroundScheduler,
+    CronTrigger,
+    DateTrigger,
+    IntervalTrigger,
+    JobExecutionEvent,
+    ThreadPoolExecutor,
+)
 from notifier.sdnotify import SystemdNotifier
 from notifier.silences import SilenceStore
 from notifier.state import AlertStore, advance
@@ -82,6 +84,12 @@ HOUSEKEEPING_SECONDS: Final = 5.0
 """How often silences are re-read, held-back alerts retried and status kept."""
 STATUS_HEARTBEAT_SECONDS: Final = 60.0
 """Longest time between two writes of the status file, changed or not."""
+CHECKS_PER_MOMENT: Final = 25
+"""Checks started together at one moment of the grid (see Daemon._schedule)."""
+MOMENTS_PER_SECOND: Final = 20
+"""Moments of the grid, 50 ms apart, that larger configurations spread over."""
+MAX_SHARED_WARMUP_SECONDS: Final = 5.0
+"""Longest warm-up the first runs all wait for; a longer one waits alone."""
 STOP_GRACE_SECONDS: Final = 5.0
 """How long a stop waits for the delivery thread to finish what it sends."""
 
@@ -116,7 +124,6 @@ class Runtime:
 class _Flags:
     """What the signal handlers ask of the main thread."""
 
-    wake: threading.Event = field(default_factory=threading.Event)
     reload: bool = False
     stop: bool = False
     signal_name: str = ""
@@ -180,6 +187,7 @@ class Daemon:
         self._status_changed = True
         self._status_written = 0.0
         self._started = datetime.now(UTC)
+        self._grid_start: datetime | None = None
 
         # What cannot change without a restart is built once, here; the
         # state folder is ours before any check is created in it.
@@ -256,18 +264,41 @@ class Daemon:
         return Runtime(loaded, checks, transport, sender)
 
     def _schedule(self, runtime: Runtime) -> None:
-        """Replace every check job by the jobs of ``runtime``."""
+        """Replace every check job by the jobs of ``runtime``.
+
+        Interval checks run on one grid that starts when the daemon does:
+        checks with the same ``every`` start at the same moments, so the
+        scheduler wakes once for all of them. Waking a thread is what an
+        idle daemon mostly spends its CPU time on; five checks started at
+        five different moments cost about five times what they cost
+        together. Beyond :data:`CHECKS_PER_MOMENT` checks the grid has a few
+        moments a little apart, so a thousand checks are not one spike.
+        """
         for job in self.scheduler.get_jobs():
             if job.id.startswith("check:"):
                 job.remove()
         now = datetime.now(UTC)
+        if self._grid_start is None:
+            # The first runs wait for the longest warm-up (a second for the
+            # cpu and load checks), so that every check is on the grid.
+            warmups = [warmup_of(check) for _, check in runtime.checks.values()]
+            shared = min(max(warmups, default=0.0), MAX_SHARED_WARMUP_SECONDS)
+            self._grid_start = now + timedelta(seconds=shared)
         for index, (name, (spec, check)) in enumerate(sorted(runtime.checks.items())):
-            # Spread the first runs a little so start-up is not one spike,
-            # and give checks that measure "since last time" their warm-up.
-            first = now + timedelta(seconds=warmup_of(check) + 0.05 * (index % 20))
+            moment = (index // CHECKS_PER_MOMENT) % MOMENTS_PER_SECOND
+            start = self._grid_start + timedelta(seconds=moment / MOMENTS_PER_SECOND)
+            trigger = _trigger(spec, start)
+            # The first run comes once the check has warmed up; a cron check
+            # runs once at start too, so its first result does not wait for
+            # the next matching minute.
+            earliest = now + timedelta(seconds=warmup_of(check))
+            if spec.common.cron:
+                first = max(earliest, start)
+            else:
+                first = trigger.get_next_fire_time(None, earliest)
             self.scheduler.add_job(
                 self._run_check,
-                trigger=_trigger(spec),
+                trigger=trigger,
                 args=(name,),
                 id=f"check:{name}",
                 name=f"check {name}",
@@ -279,7 +310,10 @@ class Daemon:
             del self._records[gone]
 
     def _schedule_housekeeping(self) -> None:
-        every = IntervalTrigger(seconds=HOUSEKEEPING_SECONDS, timezone=UTC)
+        # On the checks' grid: most housekeeping rounds share their wake-up.
+        every = IntervalTrigger(
+            seconds=HOUSEKEEPING_SECONDS, start_date=self._grid_start, timezone=UTC
+        )
         self.scheduler.add_job(
             self._housekeeping,
             trigger=every,
@@ -291,7 +325,9 @@ class Daemon:
         if interval:
             self.scheduler.add_job(
                 self.systemd.watchdog,
-                trigger=IntervalTrigger(seconds=interval / 2, timezone=UTC),
+                trigger=IntervalTrigger(
+                    seconds=interval / 2, start_date=self._grid_start, timezone=UTC
+                ),
                 id="watchdog",
                 executor="housekeeping",
                 next_run_time=datetime.now(UTC),
@@ -334,11 +370,7 @@ class Daemon:
         self.systemd.ready(self._status_line())
 
         while True:
-            # With a timeout: the kernel may deliver SIGTERM to any thread,
-            # and a main thread blocked in a lock without one would never
-            # run the Python handler.
-            self._flags.wake.wait(1.0)
-            self._flags.wake.clear()
+            self._wait_for_signal()
             if self._flags.stop:
                 break
             if self._flags.reload:
@@ -348,18 +380,35 @@ class Daemon:
         return 0
 
     def _install_signal_handlers(self) -> None:
+        """Handle SIGHUP, SIGTERM and SIGINT, waking the main thread for each.
+
+        The kernel may deliver a signal to any thread, and Python runs the
+        handler in the main thread only when that thread runs Python code.
+        So every signal also writes a byte to a pipe the main thread sleeps
+        on (:func:`signal.set_wakeup_fd`): it wakes for signals only, never
+        on a timer, which is part of what keeps an idle daemon at rest.
+        """
+
         def ask_reload(signum: int, frame: FrameType | None) -> None:
             self._flags.reload = True
-            self._flags.wake.set()
 
         def ask_stop(signum: int, frame: FrameType | None) -> None:
             self._flags.stop = True
             self._flags.signal_name = signal.Signals(signum).name
-            self._flags.wake.set()
 
+        self._wakeup_reader, writer = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(writer, warn_on_full_buffer=False)
         signal.signal(signal.SIGHUP, ask_reload)
         signal.signal(signal.SIGTERM, ask_stop)
         signal.signal(signal.SIGINT, ask_stop)
+
+    def _wait_for_signal(self) -> None:
+        """Sleep until a signal arrives, and let its Python handler run."""
+        select.select([self._wakeup_reader], [], [])
+        # Python runs pending handlers as a call returns in this thread, so
+        # by the time the pipe is drained the flags are set.
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wakeup_reader, 512)
 
     def reload(self) -> bool:
         """Read the configuration again; keep the old one if the new one is bad.
@@ -674,10 +723,11 @@ def _anyone_to_tell(config: Config) -> bool:
     return all(spec.common.to for spec in config.checks)
 
 
-def _trigger(spec: CheckSpec) -> CronTrigger | IntervalTrigger:
+def _trigger(spec: CheckSpec, start: datetime) -> CronTrigger | IntervalTrigger:
+    """Return when ``spec`` runs; an interval counts from ``start``."""
     if spec.common.cron:
         return CronTrigger.from_crontab(spec.common.cron)
-    return IntervalTrigger(seconds=spec.common.every, timezone=UTC)
+    return IntervalTrigger(seconds=spec.common.every, start_date=start, timezone=UTC)
 
 
 def _record_of(
