@@ -21,7 +21,6 @@ from __future__ import annotations
 import bz2
 import contextlib
 import gzip
-import hashlib
 import json
 import logging
 import lzma
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from notifier.atomicfile import move_aside, write_atomic
+from notifier.hashing import short_hash
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ Key = tuple[int, int]
 
 def digest(data: bytes) -> str:
     """Return a short hash of ``data`` for recognising content."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return short_hash(data, 16)
 
 
 def head_of(data: bytes) -> bytes:

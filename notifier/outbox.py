@@ -42,7 +42,6 @@ import fcntl
 import json
 import logging
 import os
-import secrets
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -243,7 +242,7 @@ class Outbox:
         self._ensure()
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(created))
         entry = Entry(
-            id=f"{stamp}-{secrets.token_hex(3)}",
+            id=f"{stamp}-{os.urandom(3).hex()}",
             created=created,
             recipients=targets,
             next_try=created,

@@ -28,11 +28,12 @@ so a pattern that spans lines may miss across a seam.
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
+
+from notifier.hashing import short_hash
 
 MASK: Final = "[masked]"
 """What replaces a secret."""
@@ -361,9 +362,7 @@ def _mask_glued_passwords(text: str, found: list[str]) -> str:
 def _fingerprints(values: list[str]) -> frozenset[str]:
     """Return a short hash of each different value (the values stay unknown)."""
     return frozenset(
-        hashlib.blake2b(
-            value.encode("utf-8", "surrogateescape"), digest_size=12
-        ).hexdigest()
+        short_hash(value.encode("utf-8", "surrogateescape"), 12)
         for value in set(values)
     )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import email.policy
 import logging
-import secrets
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -66,7 +66,7 @@ class FileSession:
             permission); the outbox keeps the message and retries.
         """
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        path = self.directory / f"{stamp}-{secrets.token_hex(4)}.eml"
+        path = self.directory / f"{stamp}-{os.urandom(4).hex()}.eml"
         data = message.as_bytes(policy=email.policy.SMTP)
         try:
             write_atomic(path, data, mode=0o600)
