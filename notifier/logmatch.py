@@ -39,7 +39,12 @@ from notifier.logrules import (
 )
 
 BLOCK_SIZE: Final = 1024 * 1024
-"""Bytes read and searched at a time."""
+"""Bytes read and searched at a time, at most."""
+FIRST_BLOCK_SIZE: Final = 64 * 1024
+"""Bytes read first; each read that fills its block doubles the next, up to
+:data:`BLOCK_SIZE`. A quiet log gains a few lines between two runs, and the
+read buffer is only as large as the reads: a full-size one, zeroed when it is
+made, would cost a megabyte of page faults on every run."""
 MAX_LINE_BYTES: Final = 1024 * 1024
 """Longer lines are searched in pieces of this size (memory stays bounded)."""
 _SAMPLE_BYTES: Final = 256 * 1024
@@ -213,18 +218,21 @@ class LineScanner:
             again next time.
         """
         self._start_segment(label, first_line)
-        view = self._buffers()[1]
         cursor = _Cursor()
         left = budget
+        block = min(FIRST_BLOCK_SIZE, self.block_size)
         stopped = False
         while True:
             if left <= 0 and cursor.consumed > 0:
                 stopped = True
                 break
-            want = self.block_size if left <= 0 else min(self.block_size, left)
+            want = block if left <= 0 else min(block, left)
+            view = self._room(cursor.filled + want)[1]
             count = readinto(view[cursor.filled : cursor.filled + want])
             if count <= 0:
                 break
+            if count == want:
+                block = min(2 * block, self.block_size)
             left -= count
             self._take(cursor, cursor.filled + count)
         if flush_partial and (cursor.filled or cursor.long_line is not None):
@@ -280,12 +288,22 @@ class LineScanner:
         cursor.consumed += cursor.dropped + cursor.filled
 
     def _buffers(self) -> tuple[bytearray, memoryview]:
-        """Return the scanner's read buffer (made once: a fresh buffer for
-        every block would cost a page fault per 4 KiB)."""
-        if self._buffer is None or self._view is None:
-            size = self.block_size + self.max_line + 2 * _PIECE_OVERLAP
-            self._buffer = bytearray(size)
-            self._view = memoryview(self._buffer)
+        """Return the scanner's read buffer and a view of it."""
+        return self._room(0)
+
+    def _room(self, size: int) -> tuple[bytearray, memoryview]:
+        """Return the read buffer and a view of it, grown first to hold
+        ``size`` bytes. It is kept from block to block (a fresh buffer for
+        every block would cost a page fault per 4 KiB) and grows to a block
+        and a long line's piece at most."""
+        held = 0 if self._buffer is None else len(self._buffer)
+        if self._buffer is None or self._view is None or held < size:
+            largest = self.block_size + self.max_line + 2 * _PIECE_OVERLAP
+            grown = bytearray(max(size, min(2 * held, largest), _PIECE_OVERLAP))
+            if self._buffer is not None:
+                grown[:held] = self._buffer
+            self._buffer = grown
+            self._view = memoryview(grown)
         return self._buffer, self._view
 
     def _start_segment(self, label: str, first_line: int | None) -> None:

@@ -801,6 +801,42 @@ def test_literal_on_every_line_keeps_memory_bounded():
     assert peak < 8 * 1024 * 1024
 
 
+def test_a_few_new_lines_are_read_with_a_small_buffer():
+    # A quiet log gains a few lines between runs; each run's scanner must not
+    # zero a megabyte of buffer for them (the daemon's memory and CPU).
+    rules = Rules(["segfault at"])
+    data = b"kernel: app[12]: segfault at 0 ip 0\n" + b"cron: ran\n" * 20
+
+    tracemalloc.start()
+    try:
+        scanner = LineScanner(rules)
+        scanner.scan(io.BytesIO(data).readinto, label="x")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert scanner.matches == 1
+    assert peak < 256 * 1024
+
+
+def test_reads_grow_to_full_blocks_without_losing_a_line():
+    # The first read is small and each full one doubles the next: lines that
+    # straddle every size step, a line longer than the first block, and one
+    # longer than a piece all count once.
+    rules = Rules(["NEEDLE"])
+    parts = [b"x" * 1000 + b" NEEDLE\n"] * 3000
+    parts.insert(70, b"y" * 200_000 + b" NEEDLE\n")
+    parts.insert(900, b"z" * 1_500_000 + b" NEEDLE\n")
+    data = b"".join(parts) + b"tail NEEDLE"
+    scanner = LineScanner(rules)
+
+    scanned = scanner.scan(io.BytesIO(data).readinto, label="x")
+
+    assert scanner.matches == 3002
+    assert scanned.lines == 3002
+    assert scanned.consumed == len(data) - len(b"tail NEEDLE")
+
+
 def test_example_configuration_shows_every_logscan_option():
     text = (REPOSITORY / "config.example.toml").read_text()
     entry = text[text.index('type = "logscan"') :]
