@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so the one-shot commands do not pay for APScheduler.
     from notifier.daemon import Daemon
     from notifier.loader import config_path
+    from notifier.mallocsettings import tune_malloc
 
     path = config_path(args.config)
     level = args.log_level
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         # The level is needed before the full load, whose errors it logs.
         level = parse_notifier_table(read_toml(path), path).log_level
     setup_logging(level)
+    tune_malloc()  # before the first thread, so that it applies to all
 
     # Read once and hidden from children, so command checks do not inherit it.
     systemd = SystemdNotifier.from_environment(unset_environment=True)
