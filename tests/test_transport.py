@@ -26,7 +26,7 @@ from notifier.transport import (
     create_transport,
     is_loopback,
 )
-from notifier.transports.smtp import SmtpObserver, SmtpTransport
+from notifier.transports.smtp_client import SmtpObserver, SmtpTransport
 
 SENDER = "notifier@web-1.example.test"
 
