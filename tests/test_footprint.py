@@ -1,0 +1,118 @@
+"""What the daemon keeps resident: the imports it avoids and its malloc settings.
+
+Each test runs a fresh interpreter, because what a module imports can only be
+seen in a process that has imported nothing yet (this test process has loaded
+asyncio, ssl and the rest through aiosmtpd long before). The memory itself is
+measured by ``bench/daemon.py``; these tests pin down the causes, so that a
+change that brings OpenSSL back into the idle daemon fails here first.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import tomli_w
+
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = ("asyncio", "ssl", "_ssl", "_hashlib", "smtplib", "hashlib")
+
+
+def run_python(code: str, **environment: str) -> str:
+    """Run ``code`` in a new interpreter; return what it printed."""
+    env = {**os.environ, **environment}
+    finished = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    return finished.stdout.strip()
+
+
+def example_config(tmp_path: Path) -> Path:
+    """The example configuration (mail by file) with its state in tmp_path."""
+    document = tomllib.loads((REPO / "config.example.toml").read_text())
+    document["notifier"]["state_dir"] = str(tmp_path / "state")
+    document["file"] = {"directory": str(tmp_path / "mail")}
+    path = tmp_path / "notifier.toml"
+    path.write_text(tomli_w.dumps(document))
+    return path
+
+
+def test_daemon_with_mail_by_file_loads_no_openssl(tmp_path):
+    # What `notifier run` imports before its first check: the command line,
+    # the daemon and the example configuration's plugins and transport.
+    config = example_config(tmp_path)
+
+    loaded = run_python(
+        f"""
+        import sys
+        from pathlib import Path
+        from notifier.cli import build_parser
+        build_parser()
+        import notifier.daemon
+        from notifier.loader import load
+        from notifier.transport import create_transport
+        loaded = load(Path({str(config)!r}))
+        create_transport(loaded.config, loaded.registry.transport_map())
+        print(sorted(set(sys.modules) & set({HEAVY!r})))
+        """
+    )
+
+    assert loaded == "[]"
+
+
+def test_asyncio_imported_after_the_scheduler_is_the_real_one():
+    ran = run_python(
+        """
+        import notifier.scheduling
+        import asyncio
+        async def answer():
+            await asyncio.sleep(0)
+            return 42
+        print(asyncio.run(answer()))
+        """
+    )
+
+    assert ran == "42"
+
+
+def test_smtp_transport_still_loads_its_client_when_made(tmp_path):
+    config = example_config(tmp_path)
+    document = tomllib.loads(config.read_text())
+    document["mail"]["transport"] = "smtp"
+    document["smtp"]["host"] = "127.0.0.1"
+    config.write_text(tomli_w.dumps(document))
+
+    made = run_python(
+        f"""
+        from pathlib import Path
+        from notifier.loader import load
+        from notifier.transport import create_transport
+        loaded = load(Path({str(config)!r}))
+        transport = create_transport(loaded.config, loaded.registry.transport_map())
+        print(type(transport).__module__, transport.port)
+        """
+    )
+
+    assert made == "notifier.transports.smtp_client 465"
+
+
+def test_malloc_settings_apply_unless_the_environment_chose(monkeypatch):
+    for name in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    code = "from notifier.mallocsettings import tune_malloc; print(tune_malloc())"
+
+    applied = run_python(code)
+    left = run_python(code, MALLOC_ARENA_MAX="4")
+
+    assert applied == "True"  # glibc, as on the Debian machines we target
+    assert left == "False"
