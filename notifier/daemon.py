@@ -80,10 +80,15 @@ log = logging.getLogger(__name__)
 STATUS_FILE: Final = "status.json"
 """What the daemon last saw, for ``notifier status``; in the state folder."""
 GROUP_JOURNAL: Final = "pending-alerts.jsonl"
-HOUSEKEEPING_SECONDS: Final = 5.0
-"""How often silences are re-read, held-back alerts retried and status kept."""
-STATUS_HEARTBEAT_SECONDS: Final = 60.0
-"""Longest time between two writes of the status file, changed or not."""
+HOUSEKEEPING_SECONDS: Final = 15.0
+"""How often silences are re-read, held-back alerts retried and a changed
+status written. Each round wakes two threads; a quiet daemon's CPU time is
+mostly such wake-ups, so the rounds are few (checks see a new silence at
+their next run whatever this is)."""
+STATUS_HEARTBEAT_SECONDS: Final = 30.0
+"""Longest time between two writes of the status file. A check whose status
+changed is written at the next housekeeping round; one whose summary only
+changed (a cpu check's percentage, each run) waits for this."""
 CHECKS_PER_MOMENT: Final = 25
 """Checks started together at one moment of the grid (see Daemon._schedule)."""
 MOMENTS_PER_SECOND: Final = 20
@@ -527,10 +532,7 @@ class Daemon:
         with self._lock:
             previous = self._records.get(name)
             self._records[name] = record
-            if previous is None or (previous.status, previous.summary) != (
-                record.status,
-                record.summary,
-            ):
+            if previous is None or previous.status != record.status:
                 self._status_changed = True
         self.digest_log.note_value(name, result.status, result.value, now)
         for event in events:
