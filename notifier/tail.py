@@ -57,6 +57,7 @@ import contextlib
 import fnmatch
 import glob
 import logging
+import math
 import os
 import stat
 import time
@@ -87,6 +88,13 @@ log = logging.getLogger(__name__)
 
 MAX_OPEN_FILES: Final = 64
 """Files per check kept open between runs, the most recently changed first."""
+ROUTINE_SAVE_SECONDS: Final = 60.0
+"""Longest time offsets wait to be saved when a poll only read past lines
+that matched nothing, in the files already known. Saving them is most of
+what a poll of a quiet log costs (a JSON document and an fsync'd rename),
+and losing them costs nothing that matters: after a crash or a restart
+those lines are read again and match nothing again. Any match, new or
+rotated file or problem saves at once, so no alert is ever sent twice."""
 
 
 class Progress(Protocol):
@@ -100,6 +108,11 @@ class Progress(Protocol):
     @property
     def lines(self) -> int:
         """Complete lines handled."""
+        ...
+
+    @property
+    def matches(self) -> int:
+        """Lines that counted."""
         ...
 
     @property
@@ -126,6 +139,9 @@ class Segment:
     first_line: int | None
     flush_partial: bool
 
+
+_FileSet = tuple[frozenset[Key], frozenset[Key], frozenset[tuple[str, int]]]
+"""The files a save covers: positions, fingerprints, rotation folders."""
 
 ScanFunction = Callable[[Segment, Callable[[memoryview], int], int], Progress]
 """``scan(segment, readinto, budget)``: reads with ``readinto(buffer)``, at
@@ -165,6 +181,8 @@ class _Poll:
     budget: int
     first_run: bool
     watched: Container[Key] = ()
+    matched: bool = False
+    """Some line counted in this poll."""
     read: set[Key] = field(default_factory=set)
     """Files read in this poll (a copy, a compressed file) under any name."""
     caught_up: set[str] = field(default_factory=set)
@@ -219,6 +237,10 @@ class Tailer:
         self._handles: dict[Key, int] = {}
         self._loaded = False
         self._initialized = False
+        self._saved_files: _FileSet | None = None
+        """The files of the last save (positions, fingerprints, folders)."""
+        self._saved_at = -math.inf
+        self._unsaved = False
         self._finalizer = weakref.finalize(self, _close_all, self._handles)
 
     @property
@@ -227,7 +249,9 @@ class Tailer:
         return dict(self._positions)
 
     def close(self) -> None:
-        """Close the files kept open between polls; positions stay saved."""
+        """Save offsets not saved yet, and close the files kept open."""
+        if self._unsaved:
+            self._save(PollReport())
         _close_all(self._handles)
 
     def poll(self, scan: ScanFunction) -> PollReport:
@@ -282,7 +306,10 @@ class Tailer:
         self._polled = started
         self._rotated.note([path for path, _mtime in watched.values()], started)
         self._trim_handles()
-        self._save(poll.report)
+        if self._routine(poll):
+            self._unsaved = True
+        else:
+            self._save(poll.report)
         return poll.report
 
     def _expand(self, report: PollReport) -> dict[Key, tuple[Path, float]]:
@@ -570,6 +597,7 @@ class Tailer:
             poll.report.problems.append(f"cannot read {source.label}: {exc}")
             return
         poll.budget -= progress.consumed
+        poll.matched = poll.matched or progress.matches > 0
         poll.report.bytes_read += progress.consumed
         position.offset += progress.consumed
         if position.line is not None:
@@ -581,6 +609,21 @@ class Tailer:
         position.size = size if size is not None else position.offset
         if progress.consumed:
             position.anchor_to(source)
+
+    def _files(self) -> _FileSet:
+        rotated = self._rotated
+        return (
+            frozenset(self._positions),
+            frozenset(rotated.fingerprints),
+            frozenset(rotated.folders.items()),
+        )
+
+    def _routine(self, poll: _Poll) -> bool:
+        """Whether saving after ``poll`` may wait (see ROUTINE_SAVE_SECONDS)."""
+        report = poll.report
+        eventful = poll.matched or report.events or report.problems or report.missed
+        recent = time.monotonic() - self._saved_at < ROUTINE_SAVE_SECONDS
+        return not eventful and recent and self._files() == self._saved_files
 
     def _save(self, report: PollReport) -> None:
         rotated = self._rotated
@@ -596,3 +639,9 @@ class Tailer:
             )
             log.error("log %s", problem)
             report.problems.append(problem)
+            self._unsaved = True
+            self._saved_at = -math.inf  # the next poll tries again
+            return
+        self._unsaved = False
+        self._saved_at = time.monotonic()
+        self._saved_files = self._files()

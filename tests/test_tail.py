@@ -549,6 +549,71 @@ def test_restart_neither_repeats_nor_misses_lines(tmp_path, logdir):
     collector.assert_each_error_once(400)
 
 
+def write_info_lines(path: Path, count: int) -> None:
+    with path.open("a") as stream:
+        stream.writelines(
+            f"app: info {number} nothing to see\n" for number in range(count)
+        )
+
+
+def test_offsets_past_lines_that_matched_nothing_wait_and_match_nothing_again(
+    tmp_path, logdir
+):
+    # Saving after every poll of a quiet log is most of its cost, so such
+    # offsets wait; a crash before they are saved reads those lines again,
+    # and they report nothing again.
+    log = logdir / "app.log"
+    offsets = tmp_path / "state" / "offsets.json"
+    collector = Collector()
+    first = new_tailer(tmp_path, logdir, start_at_end=False)
+    write_lines(log, 0, 1)
+    collector.poll(first)
+    saved = offsets.read_text()
+
+    write_info_lines(log, 50)
+    quiet = collector.poll(first)
+    after_quiet = offsets.read_text()
+    restarted = new_tailer(tmp_path, logdir, start_at_end=False)
+    again = collector.poll(restarted)
+
+    assert quiet.bytes_read > 0
+    assert after_quiet == saved
+    assert again.bytes_read == quiet.bytes_read
+    assert collector.seqs == [0]
+
+
+def test_a_match_saves_every_offset_at_once(tmp_path, logdir):
+    log = logdir / "app.log"
+    collector = Collector()
+    first = new_tailer(tmp_path, logdir, start_at_end=False)
+    collector.poll(first)
+    write_info_lines(log, 50)
+    collector.poll(first)
+
+    write_lines(log, 7, 1)
+    collector.poll(first)
+    restarted = new_tailer(tmp_path, logdir, start_at_end=False)
+    again = collector.poll(restarted)
+
+    assert again.bytes_read == 0
+    assert collector.seqs == [7]
+
+
+def test_close_saves_the_offsets_that_waited(tmp_path, logdir):
+    log = logdir / "app.log"
+    collector = Collector()
+    first = new_tailer(tmp_path, logdir, start_at_end=False)
+    collector.poll(first)
+    write_info_lines(log, 50)
+    collector.poll(first)
+
+    first.close()
+    restarted = new_tailer(tmp_path, logdir, start_at_end=False)
+    again = collector.poll(restarted)
+
+    assert again.bytes_read == 0
+
+
 def test_first_run_starts_at_the_end_and_later_files_at_their_start(tmp_path, logdir):
     log = logdir / "app.log"
     write_lines(log, 0, 50)
