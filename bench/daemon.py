@@ -1,6 +1,6 @@
 """Benchmark of ``notifier run``: idle cost, start-up, punctuality, a storm.
 
-Run it with one command from the repository (about four and a half minutes;
+Run it with one command from the repository (about six minutes;
 the test dependencies aiosmtpd and trustme must be installed)::
 
     .venv/bin/python bench/daemon.py
@@ -11,7 +11,9 @@ written as files unless said otherwise, and nothing but 127.0.0.1:
 
 1. ``idle``: the example configuration's checks (disk, cpu, memory, load and
    a logscan of a small syslog-like file that grows by a line a second), all
-   every 10s. After the first rounds it measures the daemon's resident memory
+   every 10s. After ``--settle-rounds`` (10) rounds, its start-up (a check's
+   saved state changes at each of its first 10 runs, while its run history
+   fills), it measures the daemon's resident memory
    (``VmRSS``, and the peak ``VmHWM``, from ``/proc/PID/status``) and the CPU
    time it uses over ``--seconds`` (60), extrapolated to an hour. Beside it,
    in the same window, the same daemon with no checks at all (its fixed
@@ -193,6 +195,16 @@ def notifier_command() -> list[str]:
     return [sys.executable, "-m", "notifier"]
 
 
+def service_environment() -> dict[str, str]:
+    """Return this environment as a service would run with it: with the
+    byte-code caches Python keeps. Some build machines set
+    ``PYTHONDONTWRITEBYTECODE``; every start would then compile the sources
+    again, and keep the compiler's leftovers resident."""
+    environment = dict(os.environ)
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    return environment
+
+
 class Daemon:
     """One ``notifier run`` subprocess, its output kept in a file.
 
@@ -212,7 +224,7 @@ class Daemon:
         self.dump_on_hang = dump_on_hang
         self.hang = ""
         self.log_path = config.with_suffix(f".{time.monotonic_ns()}.log")
-        environment = dict(os.environ)
+        environment = service_environment()
         for name in ("NOTIFIER_CONFIG", "NOTIFY_SOCKET", "WATCHDOG_USEC"):
             environment.pop(name, None)
         environment.pop("JOURNAL_STREAM", None)
@@ -406,7 +418,7 @@ def syslog_line(number: int) -> str:
 # 1. Idle cost -------------------------------------------------------------------
 
 
-def bench_idle(folder: Path, seconds: float, every: str) -> None:
+def bench_idle(folder: Path, seconds: float, every: str, settle_rounds: int) -> None:
     log_file = folder / "syslog"
     log_file.write_text("".join(syslog_line(number) for number in range(2000)))
     config = example_config(folder / "example", log_file, every)
@@ -417,7 +429,7 @@ def bench_idle(folder: Path, seconds: float, every: str) -> None:
     daemon.wait_started()
     state_dir = folder / "example" / "state"
     daemon.wait_for(lambda: checks_run(state_dir) == checks, "a first round", 60)
-    time.sleep(seconds_of(every) + 0.5)  # and a second: the cpu check's warm-up
+    time.sleep(seconds_of(every) * max(0, settle_rounds - 1) + 0.5)
 
     # The measured window. The log grows by a line a second, like a quiet
     # server's syslog, so the logscan has something to read.
@@ -450,7 +462,8 @@ def bench_idle(folder: Path, seconds: float, every: str) -> None:
     rss = memory["VmRSS"]
     print(
         f"1. idle: {checks} example checks every {every} "
-        f"({', '.join(sorted(EXAMPLE_TYPES))}), {elapsed:.0f}s measured"
+        f"({', '.join(sorted(EXAMPLE_TYPES))}), {elapsed:.0f}s measured "
+        f"after {settle_rounds} rounds"
     )
     print(f"   resident (VmRSS)   {rss:6.1f} MiB  {ratio(rss, RSS_TARGET_MIB)}")
     print(
@@ -489,6 +502,7 @@ def rss_of_child(code: str) -> float:
         capture_output=True,
         text=True,
         check=True,
+        env=service_environment(),
     )
     return int(finished.stdout.split()[-1]) / 1024
 
@@ -548,7 +562,7 @@ def wall_time(argv: list[str], runs: int) -> float:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run(argv, check=True)
+        subprocess.run(argv, check=True, env=service_environment())
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -771,6 +785,9 @@ def main() -> int:
     )
     parser.add_argument("--seconds", type=float, default=60, help="idle: measured")
     parser.add_argument("--every", default="10s", help="how often each check runs")
+    parser.add_argument(
+        "--settle-rounds", type=int, default=10, help="idle: rounds before measuring"
+    )
     parser.add_argument("--starts", type=int, default=7, help="ready: starts timed")
     parser.add_argument("--checks", type=int, default=1000, help="late: checks")
     parser.add_argument(
@@ -798,7 +815,7 @@ def main() -> int:
             folder.mkdir()
             try:
                 if part == "idle":
-                    bench_idle(folder, args.seconds, args.every)
+                    bench_idle(folder, args.seconds, args.every, args.settle_rounds)
                 elif part == "ready":
                     bench_ready(folder, args.starts)
                 elif part == "late":

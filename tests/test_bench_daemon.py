@@ -27,6 +27,7 @@ def test_daemon_benchmark_runs_every_part_at_tiny_sizes():
             str(BENCH),
             "--seconds=1",
             "--every=1s",
+            "--settle-rounds=2",
             "--starts=1",
             "--checks=30",
             "--late-seconds=2",
