@@ -80,11 +80,13 @@ log = logging.getLogger(__name__)
 STATUS_FILE: Final = "status.json"
 """What the daemon last saw, for ``notifier status``; in the state folder."""
 GROUP_JOURNAL: Final = "pending-alerts.jsonl"
-HOUSEKEEPING_SECONDS: Final = 15.0
+HOUSEKEEPING_SECONDS: Final = 20.0
 """How often silences are re-read, held-back alerts retried and a changed
 status written. Each round wakes two threads; a quiet daemon's CPU time is
-mostly such wake-ups, so the rounds are few (checks see a new silence at
-their next run whatever this is)."""
+mostly such wake-ups, so the rounds are few, and they fall on the checks'
+grid: every round with 10s or 20s checks, every third with 1m ones, so the
+scheduler wakes once for both (checks see a new silence at their next run
+whatever this is)."""
 STATUS_HEARTBEAT_SECONDS: Final = 30.0
 """Longest time between two writes of the status file. A check whose status
 changed is written at the next housekeeping round; one whose summary only
