@@ -384,6 +384,7 @@ class Daemon:
                 self._flags.reload = False
                 self.reload()
         self._shutdown()
+        self._remove_signal_wakeup()
         return 0
 
     def _install_signal_handlers(self) -> None:
@@ -403,19 +404,26 @@ class Daemon:
             self._flags.stop = True
             self._flags.signal_name = signal.Signals(signum).name
 
-        self._wakeup_reader, writer = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(writer, warn_on_full_buffer=False)
+        self._wakeup_pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self._wakeup_pipe[1], warn_on_full_buffer=False)
         signal.signal(signal.SIGHUP, ask_reload)
         signal.signal(signal.SIGTERM, ask_stop)
         signal.signal(signal.SIGINT, ask_stop)
 
     def _wait_for_signal(self) -> None:
         """Sleep until a signal arrives, and let its Python handler run."""
-        select.select([self._wakeup_reader], [], [])
+        reader = self._wakeup_pipe[0]
+        select.select([reader], [], [])
         # Python runs pending handlers as a call returns in this thread, so
         # by the time the pipe is drained the flags are set.
         with contextlib.suppress(BlockingIOError):
-            os.read(self._wakeup_reader, 512)
+            os.read(reader, 512)
+
+    def _remove_signal_wakeup(self) -> None:
+        """Stop signals writing to the pipe, and close it."""
+        signal.set_wakeup_fd(-1)
+        for descriptor in self._wakeup_pipe:
+            os.close(descriptor)
 
     def reload(self) -> bool:
         """Read the configuration again; keep the old one if the new one is bad.

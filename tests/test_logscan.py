@@ -785,17 +785,22 @@ def test_scan_is_the_same_without_the_one_pass_library(monkeypatch):
     ]
 
 
-def test_literal_on_every_line_keeps_memory_bounded():
-    rules = Rules(["aaa.*b"])
-    data = (b"a" * 1000 + b"\n") * 1100
-
+def scan_with_peak_memory(rules: Rules, data: bytes) -> tuple[LineScanner, int]:
+    """Scan ``data`` with a new scanner; return it and the peak bytes held."""
     tracemalloc.start()
     try:
         scanner = LineScanner(rules)
         scanner.scan(io.BytesIO(data).readinto, label="x")
-        peak = tracemalloc.get_traced_memory()[1]
+        return scanner, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def test_literal_on_every_line_keeps_memory_bounded():
+    rules = Rules(["aaa.*b"])
+    data = (b"a" * 1000 + b"\n") * 1100
+
+    scanner, peak = scan_with_peak_memory(rules, data)
 
     assert scanner.matches == 0
     assert peak < 8 * 1024 * 1024
@@ -807,13 +812,7 @@ def test_a_few_new_lines_are_read_with_a_small_buffer():
     rules = Rules(["segfault at"])
     data = b"kernel: app[12]: segfault at 0 ip 0\n" + b"cron: ran\n" * 20
 
-    tracemalloc.start()
-    try:
-        scanner = LineScanner(rules)
-        scanner.scan(io.BytesIO(data).readinto, label="x")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    scanner, peak = scan_with_peak_memory(rules, data)
 
     assert scanner.matches == 1
     assert peak < 256 * 1024

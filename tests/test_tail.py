@@ -582,13 +582,21 @@ def test_offsets_past_lines_that_matched_nothing_wait_and_match_nothing_again(
     assert collector.seqs == [0]
 
 
+def quiet_poll_waiting_to_save(
+    tmp_path: Path, logdir: Path, collector: Collector
+) -> Tailer:
+    """Return a tailer whose last poll read lines that matched nothing."""
+    first = new_tailer(tmp_path, logdir, start_at_end=False)
+    collector.poll(first)
+    write_info_lines(logdir / "app.log", 50)
+    collector.poll(first)
+    return first
+
+
 def test_a_match_saves_every_offset_at_once(tmp_path, logdir):
     log = logdir / "app.log"
     collector = Collector()
-    first = new_tailer(tmp_path, logdir, start_at_end=False)
-    collector.poll(first)
-    write_info_lines(log, 50)
-    collector.poll(first)
+    first = quiet_poll_waiting_to_save(tmp_path, logdir, collector)
 
     write_lines(log, 7, 1)
     collector.poll(first)
@@ -600,12 +608,8 @@ def test_a_match_saves_every_offset_at_once(tmp_path, logdir):
 
 
 def test_close_saves_the_offsets_that_waited(tmp_path, logdir):
-    log = logdir / "app.log"
     collector = Collector()
-    first = new_tailer(tmp_path, logdir, start_at_end=False)
-    collector.poll(first)
-    write_info_lines(log, 50)
-    collector.poll(first)
+    first = quiet_poll_waiting_to_save(tmp_path, logdir, collector)
 
     first.close()
     restarted = new_tailer(tmp_path, logdir, start_at_end=False)
