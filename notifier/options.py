@@ -11,7 +11,6 @@ disagree.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -145,6 +144,8 @@ class InvalidValue(ValueError):
 
 def suggest(word: str, candidates: Iterable[str]) -> str | None:
     """Return ``did you mean 'x'?`` for the nearest candidate, if any is close."""
+    import difflib  # only on the way to an error message
+
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
-from fractions import Fraction
 from typing import Final
 
 _DURATION_UNITS: Final[dict[str, float]] = {
@@ -39,7 +37,14 @@ MAX_SIZE: Final = 1024**6
 """The largest size accepted, one exbibyte (written ``1048576TiB``)."""
 
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
-_SIZE_TEXT: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*", re.IGNORECASE)
+_SIZE_TEXT: Final = re.compile(
+    r"\s*(\d+)(?:\.(\d+))?\s*([kmgt]i?b|b)?\s*", re.IGNORECASE
+)
+_SIZE_FRACTION_DIGITS: Final = 45
+"""Fraction digits of a size that can matter: a size is a whole number of
+bytes, and the largest unit, 1TiB, is 2**40 bytes, so 1/1TiB has 40 decimals.
+Digits past these never change the whole bytes, and are dropped before the
+arithmetic (so that ``0.`` followed by a million digits costs nothing)."""
 
 
 def parse_duration(text: str) -> float:
@@ -115,6 +120,8 @@ def format_duration_exact(seconds: float) -> str:
             return human
     except ValueError:
         pass
+    from decimal import Decimal  # rare: a duration no unit writes exactly
+
     return f"{format(Decimal(repr(float(seconds))), 'f')}s"
 
 
@@ -137,10 +144,10 @@ def parse_size(text: str | int) -> int:
         if match is None:
             msg = f"{text!r} is not a size; write it like '512KiB', '10MB', '1GiB'"
             raise ValueError(msg)
-        unit = _SIZE_UNITS[(match.group(2) or "").lower()]
-        number = Decimal(match.group(1))
-        # Compared before converting: int() refuses numbers of 4300+ digits.
-        size = MAX_SIZE + 1 if number > MAX_SIZE else int(Fraction(number) * unit)
+        whole, fraction, unit_name = match.groups()
+        size = _whole_bytes(
+            whole, fraction or "", _SIZE_UNITS[(unit_name or "").lower()]
+        )
     if size > MAX_SIZE:
         msg = (
             f"{_shorten(str(text))} is larger than {format_size(MAX_SIZE)}, "
@@ -148,6 +155,20 @@ def parse_size(text: str | int) -> int:
         )
         raise ValueError(msg)
     return size
+
+
+def _whole_bytes(whole: str, fraction: str, unit: int) -> int:
+    """Return the bytes in the decimal ``whole.fraction`` of ``unit``, the
+    fraction of a byte dropped, exactly; or ``MAX_SIZE + 1`` when larger."""
+    significant = whole.lstrip("0")
+    # Compared before converting: int() refuses numbers of 4300+ digits.
+    if len(significant) > len(str(MAX_SIZE)):
+        return MAX_SIZE + 1
+
+    fraction = fraction[:_SIZE_FRACTION_DIGITS]
+    scaled = int(significant + fraction or "0") * unit
+    fraction_scale: int = 10 ** len(fraction)
+    return min(scaled // fraction_scale, MAX_SIZE + 1)
 
 
 def format_size(size: int) -> str:

@@ -70,19 +70,48 @@ def test_daemon_with_mail_by_file_loads_no_openssl(tmp_path):
     assert loaded == "[]"
 
 
-def test_asyncio_imported_after_the_scheduler_is_the_real_one():
+def test_the_scheduler_runs_jobs_without_the_modules_it_never_uses():
+    ran = run_python(
+        """
+        import sys, threading
+        from notifier.scheduling import (
+            BackgroundScheduler, IntervalTrigger, ThreadPoolExecutor,
+        )
+        unused = ("asyncio", "importlib.metadata", "multiprocessing",
+                  "concurrent.futures.process", "uuid")
+        print(sorted(set(sys.modules) & set(unused)))
+        ran = threading.Event()
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(2)}, timezone="UTC"
+        )
+        scheduler.start()
+        job = scheduler.add_job(ran.set, trigger=IntervalTrigger(seconds=0.05))
+        print(ran.wait(10), len(job.id))
+        scheduler.shutdown()
+        """
+    )
+
+    assert ran.splitlines() == ["[]", "True 32"]
+
+
+def test_modules_imported_after_the_scheduler_are_the_real_ones():
     ran = run_python(
         """
         import notifier.scheduling
-        import asyncio
+        import asyncio, importlib.metadata, multiprocessing, uuid
+        from concurrent.futures import ProcessPoolExecutor
         async def answer():
             await asyncio.sleep(0)
             return 42
         print(asyncio.run(answer()))
+        print(importlib.metadata.version("apscheduler").startswith("3."))
+        print(multiprocessing.cpu_count() >= 1, uuid.uuid4().version)
+        with ProcessPoolExecutor(1) as pool:
+            print(pool.submit(abs, -7).result())
         """
     )
 
-    assert ran == "42"
+    assert ran.splitlines() == ["42", "True", "True 4", "7"]
 
 
 def test_smtp_transport_still_loads_its_client_when_made(tmp_path):

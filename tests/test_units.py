@@ -126,6 +126,17 @@ def test_parse_size_is_exact_and_drops_a_fraction_of_a_byte():
     assert parse_size("1.000000000000000000000001KB") == 1000
 
 
+def test_parse_size_reads_every_digit_that_can_make_a_byte():
+    one_byte = "0.0000000000009094947017729282379150390625TiB"  # 1 / 2**40
+
+    assert parse_size(one_byte) == 1
+    assert parse_size(one_byte.replace("625TiB", "624TiB")) == 0
+    assert parse_size(one_byte.replace("TiB", "0" * 5000 + "1TiB")) == 1
+    assert parse_size("0" * 5000 + "1.5KiB") == 1536
+    assert parse_size("1048575.9999999999999999999999999TiB") == MAX_SIZE - 1
+    assert parse_size("1048576.0000000000000000000000000TiB") == MAX_SIZE
+
+
 @given(st.floats(min_value=0, max_value=MAX_DURATION))
 def test_exact_duration_text_reads_back_as_the_same_number(seconds):
     assert parse_duration(format_duration_exact(seconds)) == seconds
