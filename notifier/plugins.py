@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.metadata
 import logging
 import os
 import traceback
@@ -52,6 +51,7 @@ import pluggy
 from notifier import checks, hookspecs, transports
 from notifier.checks.base import CheckType
 from notifier.dropin import file_problem, folder_problem, import_dropin
+from notifier.entrypoints import EntryPoint, entry_points
 from notifier.errors import PluginError
 from notifier.options import suggest
 from notifier.plugincontract import check_types_problem, transports_problem
@@ -357,7 +357,7 @@ def _register_builtins(loading: _Loading) -> None:
 
 
 def _register_entry_points(loading: _Loading) -> None:
-    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    found = entry_points(ENTRY_POINT_GROUP)
     for entry_point in sorted(found, key=lambda ep: (_origin_of(ep), ep.name)):
         if loading.skip_blocked(entry_point.name):
             continue
@@ -383,11 +383,8 @@ def _register_entry_points(loading: _Loading) -> None:
         loading.register(plugin, info)
 
 
-def _origin_of(entry_point: importlib.metadata.EntryPoint) -> str:
-    dist = entry_point.dist
-    if dist is None:
-        return f"entry point {entry_point.name}"
-    return f"{dist.name} {dist.version}"
+def _origin_of(entry_point: EntryPoint) -> str:
+    return f"{entry_point.distribution} {entry_point.version}".strip()
 
 
 def _register_dropins(loading: _Loading, folder: Path, daemon_uid: int) -> None:

@@ -52,8 +52,8 @@ def make_plugin_dir(parent: Path, *fixtures: str, name: str = "plugins") -> Path
 @pytest.fixture
 def install_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """Install a distribution the way pip lays it out (module plus
-    ``.dist-info``) into a folder on ``sys.path``, so importlib.metadata finds
-    its entry points for real."""
+    ``.dist-info``) into a folder on ``sys.path``, so that its entry points
+    are found for real."""
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
