@@ -27,17 +27,18 @@ from notifier.errors import EX_SOFTWARE, EX_USAGE, NotifierError
 EX_SIGPIPE: Final = 128 + 13
 """Exit status when the reader of our output went away, as after SIGPIPE."""
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "notifier.cli.check_cmd",
-    "notifier.cli.config_cmd",
-    "notifier.cli.plugins_cmd",
-    "notifier.cli.queue_cmd",
-    "notifier.cli.replay_cmd",
-    "notifier.cli.run_cmd",
-    "notifier.cli.silence_cmd",
-    "notifier.cli.status_cmd",
-    "notifier.cli.test_send_cmd",
-)
+COMMAND_MODULES: Final[dict[str, str]] = {
+    "check": "notifier.cli.check_cmd",
+    "config": "notifier.cli.config_cmd",
+    "plugins": "notifier.cli.plugins_cmd",
+    "queue": "notifier.cli.queue_cmd",
+    "replay": "notifier.cli.replay_cmd",
+    "run": "notifier.cli.run_cmd",
+    "silence": "notifier.cli.silence_cmd",
+    "status": "notifier.cli.status_cmd",
+    "test-send": "notifier.cli.test_send_cmd",
+}
+"""The module that registers each command."""
 
 
 SELF_LOGGING_COMMANDS: Final = frozenset({"notifier.cli.run_cmd"})
@@ -53,8 +54,15 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EX_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the parser with every subcommand registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the parser with every subcommand registered, or with only
+    ``command`` when it is one of :data:`COMMAND_MODULES`.
+
+    The daemon is started as ``notifier run``, and stays resident with
+    whatever it imported: with only its own command registered, it never
+    loads the other commands' modules, nor what they import (the mail
+    composer, the replay engine; about 1 MiB in all).
+    """
     parser = _Parser(
         prog="notifier",
         description="Watch this server and email a person when something is wrong.",
@@ -63,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(
         title="commands", metavar="COMMAND", parser_class=_Parser
     )
-    for module_name in COMMAND_MODULES:
+    if command in COMMAND_MODULES:
+        module_names = [COMMAND_MODULES[command]]
+    else:
+        module_names = list(COMMAND_MODULES.values())
+    for module_name in module_names:
         importlib.import_module(module_name).register(subparsers)
     return parser
 
@@ -81,8 +93,9 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(arguments[0] if arguments else None)
+    args = parser.parse_args(arguments)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
