@@ -26,11 +26,11 @@ from notifier.mailtext import (
     LINE_LIMIT,
     clean_header_value,
     format_time,
-    human_duration,
     shorten,
     wrap,
 )
 from notifier.redact import Redactor
+from notifier.units import human_duration
 
 FULL_SECTIONS: Final = 20
 """Alerts of one message described in full; the others get one line each."""

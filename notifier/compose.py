@@ -54,7 +54,6 @@ from notifier.mailtext import (
     POLICY,
     clean_header_value,
     format_time,
-    human_duration,
     set_body,
     shorten,
 )
@@ -78,7 +77,6 @@ __all__ = [
     "clean_header_value",
     "compose_alert",
     "compose_test_message",
-    "human_duration",
     "mark_queued_since",
     "message_size",
     "new_message",

@@ -26,6 +26,11 @@ Wiring only; every decision lives in the part that owns it. Threads:
 A check's result goes through :func:`notifier.state.advance`; its events
 into the :class:`notifier.grouping.Grouper`; due batches are composed and
 written to the durable outbox, and the delivery thread sends them.
+
+The idle daemon's budget is 25 MB resident, and a daemon runs quiet most of
+its life: the modules that write mail (:mod:`notifier.compose`,
+:mod:`notifier.digest`, and through them the ``email`` package, about 1.5
+MiB) are imported when the first message is composed, not at start.
 """
 
 from __future__ import annotations
@@ -48,10 +53,9 @@ from typing import Any, Final
 from notifier import __version__
 from notifier.atomicfile import write_atomic
 from notifier.checks.base import Check, Result, Status
-from notifier.compose import compose_alert
 from notifier.config import CheckSpec, Config
 from notifier.delivery import Sender
-from notifier.digest import DigestLog, compose_digest, digest_recipients
+from notifier.digestlog import DigestLog
 from notifier.errors import ConfigError, NotifierError
 from notifier.grouping import Batch, Grouper
 from notifier.instance import InstanceLock
@@ -584,6 +588,8 @@ class Daemon:
     def _queue_batches(self, batches: list[Batch]) -> None:
         if not batches:
             return
+        from notifier.compose import compose_alert  # see the module docstring
+
         config = self.runtime.config
         now = datetime.now(UTC)
         queued = 0
@@ -628,6 +634,9 @@ class Daemon:
             self.delivery.poke()
 
     def _send_digest(self) -> None:
+        # Imported here: see the module docstring.
+        from notifier.digest import compose_digest, digest_recipients
+
         config = self.runtime.config
         recipients = digest_recipients(config)
         if not recipients:

@@ -19,7 +19,7 @@ batch costs one connection and one login. What a failure does:
 - a message older than ``[mail] max_age`` moves to ``failed/`` too.
 
 A message going out a minute or more after it was queued says so
-(``compose.mark_queued_since``); the first one out after a failing spell
+(``notices.mark_queued_since``); the first one out after a failing spell
 carries a note summarising the outage. The state of the transport lives in
 ``<state_dir>/delivery.json`` for ``notifier status`` (:func:`read_status`).
 """
@@ -35,12 +35,10 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from notifier.atomicfile import make_folder, write_atomic
-from notifier.compose import add_notice, human_duration, mark_queued_since
 from notifier.config import Config
 from notifier.errors import ConfigError, DataError
 from notifier.outbox import Entry, Outbox
@@ -53,7 +51,10 @@ from notifier.transport import (
     Session,
     Transport,
 )
-from notifier.units import format_duration
+from notifier.units import format_duration, human_duration
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 log = logging.getLogger(__name__)
 
@@ -391,6 +392,9 @@ class Sender:
         )
 
     def _prepare(self, entry: Entry, now: float, note: str | None) -> EmailMessage:
+        # Imported here: the idle daemon never loads the mail writing modules.
+        from notifier.notices import add_notice, mark_queued_since
+
         message = self.outbox.message(entry.id)
         if now - entry.created >= LATE_AFTER:
             try:

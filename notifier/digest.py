@@ -37,10 +37,11 @@ from notifier.compose import SUBJECT_LIMIT, new_message
 from notifier.config import CheckSpec, Config
 from notifier.delivery import DeliveryStatus, read_status
 from notifier.digestlog import DigestLog, NotedEvent, Peak
-from notifier.mailtext import clean_header_value, human_duration, shorten
+from notifier.mailtext import clean_header_value, shorten
 from notifier.outbox import Entry, Outbox
 from notifier.redact import Redactor, redactor_for
 from notifier.state import AlertState
+from notifier.units import human_duration
 
 __all__ = [
     "DigestLog",

@@ -27,7 +27,6 @@ from typing import Any, Final
 from notifier.atomicfile import make_folder, open_owned, write_atomic
 from notifier.checks.base import Status
 from notifier.events import AlertEvent
-from notifier.mailtext import shorten
 from notifier.redact import Redactor, redactor_for
 
 log = logging.getLogger(__name__)
@@ -112,6 +111,10 @@ class DigestLog:
 
     def note_event(self, event: AlertEvent) -> None:
         """Remember ``event`` for the next digest and append it to the file."""
+        # Imported at the first event: an idle daemon never loads the email
+        # package, which notifier.mailtext needs.
+        from notifier.mailtext import shorten
+
         summary, _ = self.redactor.redact(event.summary)
         noted = NotedEvent(
             at=event.at,

@@ -3,9 +3,10 @@
 This module owns the small rules every message notifier writes follows:
 header values made safe from check output (:func:`clean_header_value`),
 text shortened at a word (:func:`shorten`), body paragraphs wrapped at
-:data:`BODY_WIDTH` columns (:func:`wrap`), times and durations as people
-write them, and the plain-text body set in the cheapest transfer encoding
-that carries it (:func:`set_body`). :mod:`notifier.compose`,
+:data:`BODY_WIDTH` columns (:func:`wrap`), times as people write them
+(durations are :func:`notifier.units.human_duration`), and the plain-text
+body set in the cheapest transfer encoding that carries it
+(:func:`set_body`). :mod:`notifier.compose`,
 :mod:`notifier.notices` and :mod:`notifier.digest` build on it.
 """
 
@@ -62,17 +63,6 @@ def shorten(text: str, limit: int) -> str:
     if space > limit // 2:
         cut = cut[:space]
     return cut.rstrip(" ,;:-") + "..."
-
-
-def human_duration(seconds: float) -> str:
-    """Return a duration as its two largest units: ``2h 5m``, ``45s``."""
-    remaining = max(int(seconds), 0)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, remaining = divmod(remaining, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return " ".join(parts[:2]) or "0s"
 
 
 def format_time(moment: datetime) -> str:

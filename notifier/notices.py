@@ -20,11 +20,10 @@ from notifier.mailtext import (
     body_part,
     body_text,
     format_time,
-    human_duration,
     set_body,
     wrap,
 )
-from notifier.units import format_size
+from notifier.units import format_size, human_duration
 
 _QUEUED_PREFIX: Final = "Late: queued since "
 _SIZE_NOTE_PREFIX: Final = "Too large for the mail server"

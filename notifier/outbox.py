@@ -28,16 +28,14 @@ daemon) skips it instead of sending it twice, while ``queue retry`` and
 ``drop`` wait only for the short :meth:`Outbox.lock`.
 
 This module keeps the queue; :mod:`notifier.delivery` decides what to send
-and when.
+and when. It imports the ``email`` package only to read or write a message:
+an idle daemon with an empty outbox never loads it (about 1.5 MiB).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import email
-import email.policy
-import email.utils
 import fcntl
 import json
 import logging
@@ -45,12 +43,14 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from notifier.atomicfile import fsync_folder, make_folder, open_owned, write_atomic
 from notifier.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ def _write_private(path: Path, data: bytes) -> None:
 
 def recipients_of(message: EmailMessage) -> tuple[str, ...]:
     """Return the addresses in ``To``, ``Cc`` and ``Bcc``, each once."""
+    import email.utils
+
     fields = [
         str(value) for key in ("To", "Cc", "Bcc") for value in message.get_all(key, [])
     ]
@@ -143,6 +145,9 @@ def part_id(entry_id: str, number: int) -> str:
 
 
 def _parse(data: bytes) -> EmailMessage:
+    import email
+    import email.policy
+
     return email.message_from_bytes(data, policy=email.policy.SMTP)
 
 
@@ -251,6 +256,8 @@ class Outbox:
         )
 
         # The message first: an .eml without metadata is still delivered.
+        import email.policy
+
         _write_private(self._eml(entry.id), message.as_bytes(policy=email.policy.SMTP))
         _write_private(self._meta(entry.id), entry.to_json())
         log.debug(

@@ -21,7 +21,6 @@ import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Protocol
 
 from notifier.errors import (
@@ -34,6 +33,8 @@ from notifier.errors import (
 )
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from notifier.config import Config
 
 

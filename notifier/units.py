@@ -125,6 +125,17 @@ def format_duration_exact(seconds: float) -> str:
     return f"{format(Decimal(repr(float(seconds))), 'f')}s"
 
 
+def human_duration(seconds: float) -> str:
+    """Return a duration as its two largest units: ``2h 5m``, ``45s``."""
+    remaining = max(int(seconds), 0)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts[:2]) or "0s"
+
+
 def parse_size(text: str | int) -> int:
     """Return the number of bytes in ``text`` (``512KiB``, ``10MB``, ``4096``).
 

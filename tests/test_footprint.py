@@ -16,10 +16,32 @@ import textwrap
 import tomllib
 from pathlib import Path
 
+import pytest
 import tomli_w
 
 REPO = Path(__file__).resolve().parent.parent
-HEAVY = ("asyncio", "ssl", "_ssl", "_hashlib", "smtplib", "hashlib")
+HEAVY = (
+    # OpenSSL and what brings it: wanted only by the smtp transport's client.
+    "asyncio",
+    "ssl",
+    "_ssl",
+    "_hashlib",
+    "smtplib",
+    "hashlib",
+    # Wanted only once there is mail to write or read.
+    "email",
+    "notifier.compose",
+    "notifier.digest",
+    # APScheduler's imports that the daemon never uses (notifier/scheduling.py)
+    # and importlib.metadata, which notifier.entrypoints replaces.
+    "importlib.metadata",
+    "multiprocessing",
+    "uuid",
+    # Wanted only for a rare message or another command.
+    "decimal",
+    "difflib",
+    "notifier.cli.queue_cmd",
+)
 
 
 def run_python(code: str, **environment: str) -> str:
@@ -47,9 +69,10 @@ def example_config(tmp_path: Path) -> Path:
     return path
 
 
-def test_daemon_with_mail_by_file_loads_no_openssl(tmp_path):
+def test_idle_daemon_with_mail_by_file_loads_no_mail_code_nor_openssl(tmp_path):
     # What `notifier run` imports before its first check: the command line,
     # the daemon and the example configuration's plugins and transport.
+    # tests/test_daemon.py shows that mail still goes out once there is some.
     config = example_config(tmp_path)
 
     loaded = run_python(
@@ -57,7 +80,7 @@ def test_daemon_with_mail_by_file_loads_no_openssl(tmp_path):
         import sys
         from pathlib import Path
         from notifier.cli import build_parser
-        build_parser()
+        build_parser("run")
         import notifier.daemon
         from notifier.loader import load
         from notifier.transport import create_transport
@@ -68,6 +91,56 @@ def test_daemon_with_mail_by_file_loads_no_openssl(tmp_path):
     )
 
     assert loaded == "[]"
+
+
+@pytest.mark.slow
+def test_running_daemon_loads_none_of_them_through_its_first_rounds(tmp_path):
+    # The real daemon on its main thread, as `notifier run` starts it; a
+    # helper thread waits for the status file to show every check run (it
+    # is written every 20s), notes what is imported, and stops it with
+    # SIGTERM.
+    config = example_config(tmp_path)
+    document = tomllib.loads(config.read_text())
+    document["defaults"]["every"] = "1s"
+    for check in document["check"]:
+        check.pop("every", None)
+        check.pop("cron", None)
+        if check["type"] == "logscan":
+            check["path"] = str(tmp_path / "quiet.log")
+    (tmp_path / "quiet.log").write_text("nothing to see\n")
+    config.write_text(tomli_w.dumps(document))
+    status = tmp_path / "state" / "status.json"
+
+    loaded = run_python(
+        f"""
+        import json, os, signal, sys, threading, time
+        from pathlib import Path
+        from notifier.cli import main
+
+        def rounds_done():
+            try:
+                checks = json.loads(Path({str(status)!r}).read_text())["checks"]
+            except (OSError, ValueError, KeyError):
+                return False
+            return len(checks) == {len(document["check"])} and all(
+                record["last_run"] for record in checks.values()
+            )
+
+        def watch():
+            deadline = time.monotonic() + 50
+            while not rounds_done() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            print(rounds_done())
+            print(sorted(set(sys.modules) & set({HEAVY!r})))
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, daemon=True).start()
+        sys.exit(main(["run", "-c", {str(config)!r}]))
+        """
+    )
+
+    assert loaded.splitlines() == ["True", "[]"]
+    assert not list((tmp_path / "mail").glob("*.eml"))  # quiet: nothing sent
 
 
 def test_the_scheduler_runs_jobs_without_the_modules_it_never_uses():

@@ -22,12 +22,12 @@ from typing import Any, Final
 
 from notifier.cli import add_config_argument
 from notifier.cli.output import load_reserved
-from notifier.compose import human_duration
 from notifier.delivery import DeliveryStatus, Sender, read_status
 from notifier.errors import EX_CONFIG, EX_NOPERM, EX_OK, EX_UNAVAILABLE
 from notifier.loader import Loaded, config_path
 from notifier.outbox import Entry, Outbox
 from notifier.transport import create_transport
+from notifier.units import human_duration
 
 _ERROR_WIDTH: Final = 60
 _SUBJECT_WIDTH: Final = 50

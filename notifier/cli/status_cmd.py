@@ -26,7 +26,6 @@ from typing import Any, Final
 from notifier.attachments import printable
 from notifier.cli import add_config_argument
 from notifier.cli.output import load_reserved
-from notifier.compose import human_duration
 from notifier.config import Config
 from notifier.delivery import read_status
 from notifier.errors import EX_OK, EX_UNAVAILABLE, PermissionRefusedError
@@ -35,6 +34,7 @@ from notifier.loader import config_path
 from notifier.outbox import Outbox
 from notifier.silences import SilenceStore
 from notifier.state import AlertState, read_alert_states
+from notifier.units import human_duration
 
 RUNNING_WITHIN: Final = 90.0
 """Seconds since the status file was written within which the daemon is up."""

@@ -12,19 +12,21 @@ folder it is created in, as everything notifier creates (see
 
 from __future__ import annotations
 
-import email.policy
 import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from email.message import EmailMessage
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from notifier import hookimpl
 from notifier.atomicfile import make_folder, write_atomic
 from notifier.config import Config
 from notifier.transport import SendOutcome, ServerUnavailable, TransportType
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class FileSession:
         :raises ServerUnavailable: when it cannot be written (disk full, no
             permission); the outbox keeps the message and retries.
         """
+        import email.policy  # loaded by then: the message was read with it
+
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         path = self.directory / f"{stamp}-{os.urandom(4).hex()}.eml"
         data = message.as_bytes(policy=email.policy.SMTP)
