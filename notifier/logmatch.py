@@ -34,7 +34,6 @@ from notifier.logrules import (
     HitFinder,
     Rules,
     cut_evidence,
-    literal_finder,
     printable,
 )
 
@@ -329,8 +328,11 @@ class LineScanner:
         literals = self.rules.literals
         if literals is not None:
             if self._find_hits is None:
-                self.needles = literals.pick(data[start : start + _SAMPLE_BYTES])
-                self._find_hits = literal_finder(self.needles, one_pass=self.one_pass)
+                # The sample ends where the lines read end: past it, the
+                # buffer holds what an earlier block left.
+                sample_end = min(cut, start + _SAMPLE_BYTES)
+                self.needles = literals.pick(data[start:sample_end])
+                self._find_hits = literals.finder(self.needles, one_pass=self.one_pass)
             self._scan_bytes(data, start, cut, base, self._find_hits)
             self._remember_tail(data, start, cut, base)
         else:

@@ -25,13 +25,15 @@ import codecs
 import importlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 EVIDENCE_CHARS: Final = 1000
 """Evidence lines are cut at this many characters."""
 _MIN_LITERAL: Final = 3
 """Shortest literal worth a block search; shorter ones hit on most lines."""
+MAX_FINDERS_KEPT: Final = 8
+"""Sets of needles whose search a pattern keeps made (:meth:`Literals.finder`)."""
 _LOOK_ALIKES: Final = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
 """The non-ASCII characters that a case-insensitive Python pattern matches
 with an ASCII letter (dotted capital I and dotless i, KELVIN SIGN, long s);
@@ -231,6 +233,21 @@ class Literals:
     """Encoded non-ASCII characters that a case-insensitive pattern matches
     with an ASCII letter, each with that letter: searched too when a picked
     needle has the letter, as a byte search of it would not see them."""
+    _finders: dict[tuple[tuple[bytes, ...], bool], HitFinder] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def finder(self, needles: tuple[bytes, ...], *, one_pass: bool) -> HitFinder:
+        """Return :func:`literal_finder` of ``needles``, made once per set of
+        needles: a check scans its log every run, and on a quiet log, making
+        the automaton costs more than searching the few new lines with it."""
+        key = (needles, one_pass)
+        found = self._finders.get(key)
+        if found is None:
+            if len(self._finders) >= MAX_FINDERS_KEPT:
+                self._finders.clear()
+            found = self._finders[key] = literal_finder(needles, one_pass=one_pass)
+        return found
 
     def pick(self, sample: bytes | bytearray) -> tuple[bytes, ...]:
         """Return the needles to search: for each alternative, the set with

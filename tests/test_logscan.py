@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from notifier import logrules
 from notifier.checks.base import CheckContext, Status
 from notifier.checks.logscan import OPTIONS
 from notifier.config import build_config, read_toml
@@ -770,12 +771,13 @@ def test_rarest_literal_of_each_alternative_is_searched():
 def test_scan_is_the_same_without_the_one_pass_library(monkeypatch):
     # Stand-in for a machine where ahocorasick-rs has no wheel: None in
     # sys.modules makes its import fail the way a missing package does.
-    rules = Rules([r"error|fail(ed|ure)|segfault at [0-9a-f]+"])
+    # Rules of their own each: rules keep the search they made.
+    patterns = [r"error|fail(ed|ure)|segfault at [0-9a-f]+"]
     data = b"ok\nfailure here\nsegfault at zz\nsegfault at 7f error\n" * 100
-    with_library = LineScanner(rules)
+    with_library = LineScanner(Rules(patterns))
     with_library.scan(io.BytesIO(data).readinto, label="x")
     monkeypatch.setitem(sys.modules, "ahocorasick_rs", None)
-    without = LineScanner(rules)
+    without = LineScanner(Rules(patterns))
 
     without.scan(io.BytesIO(data).readinto, label="x")
 
@@ -783,6 +785,49 @@ def test_scan_is_the_same_without_the_one_pass_library(monkeypatch):
     assert [line.text for line in without.evidence] == [
         line.text for line in with_library.evidence
     ]
+
+
+def test_a_quiet_log_is_searched_without_remaking_the_search_each_run(
+    tmp_path, log, monkeypatch
+):
+    made = []
+    real_finder = logrules.literal_finder
+
+    def counting_finder(needles, *, one_pass=True):
+        made.append(needles)
+        return real_finder(needles, one_pass=one_pass)
+
+    monkeypatch.setattr(logrules, "literal_finder", counting_finder)
+    check = make_check(tmp_path, path=str(log), pattern=r"segfault|oom-kill")
+    check.run()
+
+    for number in range(5):
+        append(log, f"sshd[{number}]: accepted\n")
+        assert check.run().status == Status.OK
+    append(log, "kernel: oom-kill process 7\n")
+    found = check.run()
+    check.close()
+
+    assert found.status == Status.WARNING
+    assert len(made) == 1
+
+
+def test_the_rarest_literal_is_picked_from_the_lines_read_alone(monkeypatch):
+    samples = []
+    real_pick = logrules.Literals.pick
+
+    def recording_pick(self, sample):
+        samples.append(bytes(sample))
+        return real_pick(self, sample)
+
+    monkeypatch.setattr(logrules.Literals, "pick", recording_pick)
+    data = b"kernel: denied\n"
+    scanner = LineScanner(Rules([r"kernel: .*denied"]))
+
+    scanner.scan(io.BytesIO(data).readinto, label="x")
+
+    assert samples == [data]
+    assert scanner.matches == 1
 
 
 def scan_with_peak_memory(rules: Rules, data: bytes) -> tuple[LineScanner, int]:
