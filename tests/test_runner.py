@@ -13,6 +13,7 @@ import pluggy
 import pytest
 
 from notifier import hookspecs
+from notifier import runner as runner_module
 from notifier.checks.base import CheckContext, CheckType, Result, Status
 from notifier.config import build_config
 from notifier.errors import ConfigError, PermissionRefusedError
@@ -436,3 +437,59 @@ def test_runner_stop_waits_for_live_runs_within_the_grace():
 
     assert [r.summary for r, _ in reports.results] == ["finally done"]
     assert runner.running() == 0
+
+
+class Marking:
+    """Notes when its run starts; returns at once."""
+
+    def __init__(self):
+        self.started = threading.Event()
+
+    def run(self):
+        self.started.set()
+        return Result(Status.OK, "marked")
+
+
+def wait_until_running(check: Hanging) -> None:
+    deadline = time.monotonic() + 5
+    while check.runs == 0:
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.01)
+
+
+def test_runner_runs_started_together_take_turns(monkeypatch):
+    # A long wait, so that only the end of the first run can start the next.
+    monkeypatch.setattr(runner_module, "TURN_WAIT_SECONDS", 30.0)
+    runner = CheckRunner()
+    first, second = Hanging(), Marking()
+    reports = Reports()
+
+    runner.start("first", first, 60.0, reports)
+    wait_until_running(first)
+    runner.start("second", second, 60.0, reports)
+    waited = not second.started.wait(0.3)
+    first.release.set()
+    results = reports.wait_for(2)
+
+    assert waited
+    assert second.started.is_set()
+    assert [r.summary for r, _ in results] == ["finally done", "marked"]
+
+
+def test_runner_a_hung_run_delays_the_next_by_the_turn_wait_only(monkeypatch):
+    monkeypatch.setattr(runner_module, "TURN_WAIT_SECONDS", 0.2)
+    runner = CheckRunner()
+    hung, other = Hanging(), Marking()
+    reports = Reports()
+
+    runner.start("hung", hung, 60.0, reports)
+    wait_until_running(hung)
+    started = time.monotonic()
+    runner.start("other", other, 60.0, reports)
+    ((result, _),) = reports.wait_for(1)
+    delay = time.monotonic() - started
+    hung.release.set()
+
+    assert result.summary == "marked"
+    assert delay >= 0.2  # it did wait for its turn...
+    assert delay < 10  # ...and then ran, the hung run still going
