@@ -46,6 +46,11 @@ read buffer is only as large as the reads: a full-size one, zeroed when it is
 made, would cost a megabyte of page faults on every run."""
 MAX_LINE_BYTES: Final = 1024 * 1024
 """Longer lines are searched in pieces of this size (memory stays bounded)."""
+ONE_PASS_MIN_BYTES: Final = 32 * 1024
+"""Blocks smaller than this are searched a literal at a time, not in one
+pass: a quiet log's few new lines take microseconds either way, and the
+one-pass library (0.5 to 0.8 MiB resident once loaded) is then never loaded
+by a daemon whose logs only ever gain a few lines between two runs."""
 _SAMPLE_BYTES: Final = 256 * 1024
 """Bytes at the start of a scan in which each literal's hits are counted, to
 search the rarest."""
@@ -149,6 +154,8 @@ class LineScanner:
     :param one_pass: search the literals of the rules in one pass when
         ``ahocorasick-rs`` is installed; ``False`` uses a ``bytes.find`` pass
         per literal instead (the same answer, slower; for tests).
+    :param one_pass_from: the smallest block searched in one pass (see
+        :data:`ONE_PASS_MIN_BYTES`).
     """
 
     def __init__(
@@ -160,6 +167,7 @@ class LineScanner:
         block_size: int = BLOCK_SIZE,
         max_line: int = MAX_LINE_BYTES,
         one_pass: bool = True,
+        one_pass_from: int = ONE_PASS_MIN_BYTES,
     ) -> None:
         self.rules = rules
         self.context = context
@@ -183,9 +191,10 @@ class LineScanner:
         self._view: memoryview | None = None
         self.one_pass = one_pass
         """Search literals in one pass (:func:`notifier.logrules.literal_finder`)."""
+        self.one_pass_from = one_pass_from
         self.needles: tuple[bytes, ...] = ()
         """The literals searched, picked from the first block scanned."""
-        self._find_hits: HitFinder | None = None
+        self._picked = False
 
     @property
     def evidence(self) -> list[EvidenceLine]:
@@ -327,13 +336,15 @@ class LineScanner:
             self._owed_context(data, start, cut, base)
         literals = self.rules.literals
         if literals is not None:
-            if self._find_hits is None:
+            if not self._picked:
                 # The sample ends where the lines read end: past it, the
                 # buffer holds what an earlier block left.
                 sample_end = min(cut, start + _SAMPLE_BYTES)
                 self.needles = literals.pick(data[start:sample_end])
-                self._find_hits = literals.finder(self.needles, one_pass=self.one_pass)
-            self._scan_bytes(data, start, cut, base, self._find_hits)
+                self._picked = True
+            one_pass = self.one_pass and cut - start >= self.one_pass_from
+            find_hits = literals.finder(self.needles, one_pass=one_pass)
+            self._scan_bytes(data, start, cut, base, find_hits)
             self._remember_tail(data, start, cut, base)
         else:
             text = self.rules.decode(data[start:cut])

@@ -23,7 +23,7 @@ from notifier.checks.base import CheckContext, Status
 from notifier.checks.logscan import OPTIONS
 from notifier.config import build_config, read_toml
 from notifier.errors import ConfigError
-from notifier.logmatch import LineScanner
+from notifier.logmatch import ONE_PASS_MIN_BYTES, LineScanner
 from notifier.logrules import EVIDENCE_CHARS, Rules, cut_evidence
 from notifier.plugins import build_registry
 
@@ -686,7 +686,11 @@ def test_block_scanner_agrees_with_matching_each_line_alone(
     rules = Rules(patterns, ignore)
     data = b"".join(line + b"\n" for line in lines) + partial
     scanner = LineScanner(
-        rules, max_evidence=1000, block_size=block_size, one_pass=one_pass
+        rules,
+        max_evidence=1000,
+        block_size=block_size,
+        one_pass=one_pass,
+        one_pass_from=0,
     )
 
     scanned = scanner.scan(
@@ -736,7 +740,7 @@ def test_long_lines_searched_in_pieces_count_once_each(lines, block_size, patter
 def test_case_insensitive_pattern_finds_the_non_ascii_look_alikes(one_pass):
     rules = Rules(["(?i)sshd", "(?i)kernel"])
     data = "\u017f\u017fhd[1]: x\n\u212aERNEL: y\nnothing\n".encode()
-    scanner = LineScanner(rules, one_pass=one_pass)
+    scanner = LineScanner(rules, one_pass=one_pass, one_pass_from=0)
 
     scanner.scan(io.BytesIO(data).readinto, label="x")
 
@@ -748,7 +752,7 @@ def test_case_insensitive_look_alike_in_a_single_byte_encoding(one_pass):
     # cp1254 (Turkish) writes the dotless i as one byte, 0xfd.
     rules = Rules(["(?i)login failed"], encoding="cp1254")
     data = b"LOGIN FA\xfdLED for root\nlogin failed for bob\nlogin ok\n"
-    scanner = LineScanner(rules, one_pass=one_pass)
+    scanner = LineScanner(rules, one_pass=one_pass, one_pass_from=0)
 
     scanner.scan(io.BytesIO(data).readinto, label="x")
 
@@ -774,10 +778,10 @@ def test_scan_is_the_same_without_the_one_pass_library(monkeypatch):
     # Rules of their own each: rules keep the search they made.
     patterns = [r"error|fail(ed|ure)|segfault at [0-9a-f]+"]
     data = b"ok\nfailure here\nsegfault at zz\nsegfault at 7f error\n" * 100
-    with_library = LineScanner(Rules(patterns))
+    with_library = LineScanner(Rules(patterns), one_pass_from=0)
     with_library.scan(io.BytesIO(data).readinto, label="x")
     monkeypatch.setitem(sys.modules, "ahocorasick_rs", None)
-    without = LineScanner(Rules(patterns))
+    without = LineScanner(Rules(patterns), one_pass_from=0)
 
     without.scan(io.BytesIO(data).readinto, label="x")
 
@@ -810,6 +814,28 @@ def test_a_quiet_log_is_searched_without_remaking_the_search_each_run(
 
     assert found.status == Status.WARNING
     assert len(made) == 1
+
+
+def test_only_a_large_block_is_searched_in_one_pass(monkeypatch):
+    # A quiet log's few new lines never load the one-pass library; a log
+    # read in bulk (a first scan, a catch-up) is searched with it.
+    kinds = []
+    real_finder = logrules.literal_finder
+
+    def recording_finder(needles, *, one_pass=True):
+        kinds.append(one_pass)
+        return real_finder(needles, one_pass=one_pass)
+
+    monkeypatch.setattr(logrules, "literal_finder", recording_finder)
+    few_lines = b"sshd[1]: accepted\nkernel: oom-kill process 7\n"
+    bulk = few_lines * (ONE_PASS_MIN_BYTES // len(few_lines) + 1)
+
+    for data in (few_lines, bulk):
+        scanner = LineScanner(Rules([r"segfault|oom-kill"]))
+        scanner.scan(io.BytesIO(data).readinto, label="x")
+        assert scanner.matches == data.count(b"oom-kill")
+
+    assert kinds == [False, True]
 
 
 def test_the_rarest_literal_is_picked_from_the_lines_read_alone(monkeypatch):
