@@ -1,6 +1,6 @@
 """Benchmark of ``notifier run``: idle cost, start-up, punctuality, a storm.
 
-Run it with one command from the repository (about six minutes;
+Run it with one command from the repository (about seven minutes;
 the test dependencies aiosmtpd and trustme must be installed)::
 
     .venv/bin/python bench/daemon.py
@@ -10,13 +10,14 @@ systemd would, with its configuration and state in a temporary folder, mail
 written as files unless said otherwise, and nothing but 127.0.0.1:
 
 1. ``idle``: the example configuration's checks (disk, cpu, memory, load and
-   a logscan of a small syslog-like file that grows by a line a second), all
-   every 10s. After ``--settle-rounds`` (10) rounds, its start-up (a check's
-   saved state changes at each of its first 10 runs, while its run history
-   fills), it measures the daemon's resident memory
+   a logscan of a small syslog-like file that grows by a line a second from
+   the first round on), all every 10s. After ``--settle-rounds`` (10) rounds,
+   its start-up (a check's saved state changes at each of its first 10 runs,
+   while its run history fills), it measures the daemon's resident memory
    (``VmRSS``, and the peak ``VmHWM``, from ``/proc/PID/status``) and the CPU
-   time it uses over ``--seconds`` (60), extrapolated to an hour. Beside it,
-   in the same window, the same daemon with no checks at all (its fixed
+   time it uses over ``--seconds`` (120: a dozen rounds, as one minute's
+   measure varies by a third from run to run), extrapolated to an hour.
+   Beside it, in the same window, the same daemon with no checks at all (its fixed
    cost); and the resident size of ``python -c pass`` and of ``python -c
    "import notifier.daemon"`` (the floor the imports set).
    Targets: at most 25 MiB resident, at most 1.5 CPU-seconds per hour.
@@ -72,6 +73,7 @@ import tomllib
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 import tomli_w
 import trustme
@@ -429,24 +431,24 @@ def bench_idle(folder: Path, seconds: float, every: str, settle_rounds: int) -> 
     daemon.wait_started()
     state_dir = folder / "example" / "state"
     daemon.wait_for(lambda: checks_run(state_dir) == checks, "a first round", 60)
-    time.sleep(seconds_of(every) * max(0, settle_rounds - 1) + 0.5)
 
-    # The measured window. The log grows by a line a second, like a quiet
-    # server's syslog, so the logscan has something to read.
-    before = {process.pid: memory_mib(process.pid) for process in (daemon, bare_daemon)}
-    cpu_before = {
-        process.pid: cpu_seconds(process.pid) for process in (daemon, bare_daemon)
-    }
-    ticks_before = tick_seconds(daemon.pid)
-    started = time.monotonic()
-    number = 2000
+    # The log grows by a line a second, like a quiet server's syslog, so the
+    # logscan has something to read: from the first round on, so that the
+    # measured window holds no first-time work (the first lines it scans).
     with log_file.open("a") as log:
-        while (elapsed := time.monotonic() - started) < seconds:
-            log.write(syslog_line(number))
-            log.flush()
-            number += 1
-            time.sleep(min(1.0, seconds - elapsed))
-    elapsed = time.monotonic() - started
+        grow_log(log, 2000, seconds_of(every) * max(0, settle_rounds - 1) + 0.5)
+
+        # The measured window.
+        before = {
+            process.pid: memory_mib(process.pid) for process in (daemon, bare_daemon)
+        }
+        cpu_before = {
+            process.pid: cpu_seconds(process.pid) for process in (daemon, bare_daemon)
+        }
+        ticks_before = tick_seconds(daemon.pid)
+        started = time.monotonic()
+        grow_log(log, 3000, seconds)
+        elapsed = time.monotonic() - started
     cpu = cpu_seconds(daemon.pid) - cpu_before[daemon.pid]
     bare_cpu = cpu_seconds(bare_daemon.pid) - cpu_before[bare_daemon.pid]
     ticks = tick_seconds(daemon.pid) - ticks_before
@@ -493,6 +495,17 @@ def bench_idle(folder: Path, seconds: float, every: str, settle_rounds: int) -> 
         f"   {threads} threads; {alerts} alerts written (0 expected on a quiet machine)"
     )
     report_stops(stops)
+
+
+def grow_log(log: TextIO, first_number: int, seconds: float) -> None:
+    """Append a syslog line to ``log`` every second for ``seconds``."""
+    started = time.monotonic()
+    number = first_number
+    while (elapsed := time.monotonic() - started) < seconds:
+        log.write(syslog_line(number))
+        log.flush()
+        number += 1
+        time.sleep(min(1.0, seconds - elapsed))
 
 
 def rss_of_child(code: str) -> float:
@@ -783,7 +796,7 @@ def main() -> int:
     parser.add_argument(
         "--only", default=",".join(PARTS), help="parts to run: idle,ready,late,storm"
     )
-    parser.add_argument("--seconds", type=float, default=60, help="idle: measured")
+    parser.add_argument("--seconds", type=float, default=120, help="idle: measured")
     parser.add_argument("--every", default="10s", help="how often each check runs")
     parser.add_argument(
         "--settle-rounds", type=int, default=10, help="idle: rounds before measuring"
