@@ -11,10 +11,11 @@ Wiring only; every decision lives in the part that owns it. Threads:
   run a thread of its own and reports it at its timeout at the latest. A
   pool that ran the checks themselves would let a few hung checks (an NFS
   mount that stopped answering) hold every worker and delay all the others;
-  here a hung check costs one thread and delays nothing. Checks are I/O
-  and system calls (psutil, reading logs, waiting on a subprocess) that
-  release the GIL, so threads suit them; processes would cost memory per
-  worker and pickling for every result.
+  here a hung check costs one thread and delays the others by the runner's
+  turn wait (50 ms) at most. Checks are I/O and system calls (psutil,
+  reading logs, waiting on a subprocess) that release the GIL, so threads
+  suit them; processes would cost memory per worker and pickling for every
+  result.
 - Housekeeping jobs (group flush, status, watchdog, silences, digest) run on
   a separate small executor, so busy checks never delay them.
 - Delivery has a thread of its own (:class:`DeliveryThread`): a mail server
