@@ -791,17 +791,24 @@ def test_scan_is_the_same_without_the_one_pass_library(monkeypatch):
     ]
 
 
-def test_a_quiet_log_is_searched_without_remaking_the_search_each_run(
-    tmp_path, log, monkeypatch
-):
+@pytest.fixture
+def searches_made(monkeypatch):
+    """Every literal search built, as ``(needles, one_pass)``; each is still
+    built by the real :func:`notifier.logrules.literal_finder`."""
     made = []
     real_finder = logrules.literal_finder
 
-    def counting_finder(needles, *, one_pass=True):
-        made.append(needles)
+    def recording_finder(needles, *, one_pass=True):
+        made.append((needles, one_pass))
         return real_finder(needles, one_pass=one_pass)
 
-    monkeypatch.setattr(logrules, "literal_finder", counting_finder)
+    monkeypatch.setattr(logrules, "literal_finder", recording_finder)
+    return made
+
+
+def test_a_quiet_log_is_searched_without_remaking_the_search_each_run(
+    tmp_path, log, searches_made
+):
     check = make_check(tmp_path, path=str(log), pattern=r"segfault|oom-kill")
     check.run()
 
@@ -813,20 +820,12 @@ def test_a_quiet_log_is_searched_without_remaking_the_search_each_run(
     check.close()
 
     assert found.status == Status.WARNING
-    assert len(made) == 1
+    assert len(searches_made) == 1
 
 
-def test_only_a_large_block_is_searched_in_one_pass(monkeypatch):
+def test_only_a_large_block_is_searched_in_one_pass(searches_made):
     # A quiet log's few new lines never load the one-pass library; a log
     # read in bulk (a first scan, a catch-up) is searched with it.
-    kinds = []
-    real_finder = logrules.literal_finder
-
-    def recording_finder(needles, *, one_pass=True):
-        kinds.append(one_pass)
-        return real_finder(needles, one_pass=one_pass)
-
-    monkeypatch.setattr(logrules, "literal_finder", recording_finder)
     few_lines = b"sshd[1]: accepted\nkernel: oom-kill process 7\n"
     bulk = few_lines * (ONE_PASS_MIN_BYTES // len(few_lines) + 1)
 
@@ -835,7 +834,7 @@ def test_only_a_large_block_is_searched_in_one_pass(monkeypatch):
         scanner.scan(io.BytesIO(data).readinto, label="x")
         assert scanner.matches == data.count(b"oom-kill")
 
-    assert kinds == [False, True]
+    assert [one_pass for _, one_pass in searches_made] == [False, True]
 
 
 def test_the_rarest_literal_is_picked_from_the_lines_read_alone(monkeypatch):
